@@ -1,0 +1,46 @@
+"""The built-in op kinds. Importing this package registers them."""
+
+from snncc.ir.ops import analog, spiking
+from snncc.ir.ops.analog import (
+    Add,
+    AffineConst,
+    AvgPool2d,
+    BatchNorm,
+    Concat,
+    Conv2d,
+    ConvTranspose2d,
+    Dense,
+    Flatten,
+    Relu,
+    Reshape,
+    Sigmoid,
+    Softmax,
+    SumPool2d,
+    Transpose,
+    Upsample,
+)
+from snncc.ir.ops.spiking import IF, LIF, Readout
+
+__all__ = [
+    "IF",
+    "LIF",
+    "Add",
+    "AffineConst",
+    "AvgPool2d",
+    "BatchNorm",
+    "Concat",
+    "Conv2d",
+    "ConvTranspose2d",
+    "Dense",
+    "Flatten",
+    "Readout",
+    "Relu",
+    "Reshape",
+    "Sigmoid",
+    "Softmax",
+    "SumPool2d",
+    "Transpose",
+    "Upsample",
+    "analog",
+    "spiking",
+]

@@ -1,0 +1,106 @@
+"""Spiking ops: neuron populations and the non-spiking readout.
+
+A population's input current is the **sum** of all its inputs (each the result of a
+synapse op such as `syn.conv2d`) plus its bias. Names follow NIR where they mean the same
+thing (`v_threshold`, `tau`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from snncc.ir.attributes import WeightRef
+from snncc.ir.op import Op, register_op
+from snncc.ir.ops.common import float_input, per_channel, require, same_shapes
+from snncc.ir.types import TensorType
+from snncc.ir.weights import WeightStore
+
+Reset = Literal["subtract", "zero"]
+
+
+def _population_type(in_types: list[TensorType], bias: WeightRef | None, weights: WeightStore):
+    for t in in_types:
+        float_input(t, "input current")
+    same_shapes(in_types, "input currents")
+    per_channel(weights, bias, in_types[0].shape, "bias")
+    return in_types[0]
+
+
+def _neuron_checks(v_threshold: float, refractory: int, amplitude: float) -> None:
+    require(v_threshold > 0, f"v_threshold must be > 0, got {v_threshold}")
+    require(refractory >= 0, f"refractory must be ≥ 0 steps, got {refractory}")
+    require(amplitude > 0, f"amplitude must be > 0, got {amplitude}")
+
+
+@dataclass(frozen=True)
+class IFAttrs:
+    v_threshold: float = 1.0
+    reset: Reset = "subtract"
+    refractory: int = 0
+    amplitude: float = 1.0
+    bias: WeightRef | None = None
+
+
+@register_op
+class IF(Op):
+    """Integrate-and-fire: v += sum(inputs) + bias each step; spike and reset at v_threshold.
+
+    A spike carries `amplitude` into the synapses it drives.
+    """
+
+    name = "neuron.if"
+    summary = "integrate-and-fire population (sums its inputs)"
+    Attrs = IFAttrs
+    max_inputs = None
+
+    @classmethod
+    def infer(cls, in_types: list[TensorType], attrs: IFAttrs, weights: WeightStore):
+        _neuron_checks(attrs.v_threshold, attrs.refractory, attrs.amplitude)
+        return _population_type(in_types, attrs.bias, weights).with_dtype("i1")
+
+
+@dataclass(frozen=True)
+class LIFAttrs:
+    tau: float = 0.02
+    v_threshold: float = 1.0
+    reset: Reset = "zero"
+    refractory: int = 0
+    amplitude: float = 1.0
+    bias: WeightRef | None = None
+
+
+@register_op
+class LIF(Op):
+    """Leaky integrate-and-fire with membrane time constant `tau` (seconds)."""
+
+    name = "neuron.lif"
+    summary = "leaky integrate-and-fire population (sums its inputs)"
+    Attrs = LIFAttrs
+    max_inputs = None
+
+    @classmethod
+    def infer(cls, in_types: list[TensorType], attrs: LIFAttrs, weights: WeightStore):
+        _neuron_checks(attrs.v_threshold, attrs.refractory, attrs.amplitude)
+        require(attrs.tau > 0, f"tau must be > 0 seconds, got {attrs.tau}")
+        return _population_type(in_types, attrs.bias, weights).with_dtype("i1")
+
+
+@dataclass(frozen=True)
+class ReadoutAttrs:
+    bias: WeightRef | None = None
+
+
+@register_op
+class Readout(Op):
+    """Non-spiking output: integrates its summed input current; the host reads the mean
+    current over the run (what the ANN's last linear layer computed)."""
+
+    name = "neuron.readout"
+    summary = "non-spiking readout integrating its summed input current"
+    Attrs = ReadoutAttrs
+    max_inputs = None
+
+    @classmethod
+    def infer(cls, in_types: list[TensorType], attrs: ReadoutAttrs, weights: WeightStore):
+        return _population_type(in_types, attrs.bias, weights)
