@@ -1,19 +1,34 @@
-"""canonicalize: remove ops that do nothing, cancel transpose pairs, drop dead ops.
+"""canonicalize: remove ops that do nothing, cancel transposes, drop dead ops.
 
 Importers produce such ops (a Reshape to the same shape, a Concat of one tensor, the pair
 of Transposes older exporters put around Softmax); removing them gives later passes a
-smaller, regular graph. The rewrites repeat until nothing changes.
+smaller, regular graph: softmax over channels wrapped in NHWC transposes becomes a softmax
+over axis 1. The rewrites repeat until nothing changes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from snncc.ir.graph import Graph
-from snncc.ir.op import Op
-from snncc.ir.ops import Add, AffineConst, AvgPool2d, Concat, Flatten, Reshape, Transpose, Upsample
-from snncc.pipeline.pass_base import Pass, PassContext
 from snncc.passes.remove_dead_ops import remove_dead_ops
+
+from snncc.ir.graph import Graph
+from snncc.ir.location import fuse
+from snncc.ir.op import Op
+from snncc.ir.ops import (
+    Add,
+    AffineConst,
+    AvgPool2d,
+    Concat,
+    Flatten,
+    Relu,
+    Reshape,
+    Sigmoid,
+    Softmax,
+    Transpose,
+    Upsample,
+)
+from snncc.pipeline.pass_base import Pass, PassContext
 
 
 def is_identity(op: Op) -> bool:
@@ -42,6 +57,33 @@ def _cancelling_transpose(op: Op) -> bool:
     return composed == list(range(len(composed)))
 
 
+def _wrapped_pointwise(graph: Graph, op: Op) -> Op | None:
+    """transpose(q) ∘ f ∘ transpose(p) with q∘p = id and f pointwise or softmax → f alone.
+
+    Returns the inner op `f` when the pattern holds and nothing else uses its result.
+    """
+    inner = op.inputs[0].owner
+    if not isinstance(op, Transpose) or not isinstance(inner, (Relu, Sigmoid, Softmax)):
+        return None
+    first = inner.inputs[0].owner
+    if not isinstance(first, Transpose) or len(graph.users(inner.result)) != 1:
+        return None
+    composed = [first.attrs.perm[p] for p in op.attrs.perm]
+    return inner if composed == list(range(len(composed))) else None
+
+
+def _unwrap(graph: Graph, op: Op, inner: Op) -> None:
+    """Apply `inner` to the un-transposed tensor (softmax's axis follows the permutation)."""
+    first = inner.inputs[0].owner
+    source = first.inputs[0]
+    attrs = inner.attrs
+    if isinstance(inner, Softmax):
+        attrs = Softmax.Attrs(axis=first.attrs.perm[inner.attrs.axis % len(first.attrs.perm)])
+    new = graph.add(type(inner), [source], attrs, name=inner.result.name,
+                    loc=fuse(first.loc, inner.loc, op.loc), before=op)
+    graph.replace_uses(op.result, new)
+
+
 def canonicalize(graph: Graph) -> int:
     """Apply the rewrites to a fixed point; return how many ops were bypassed."""
     bypassed = 0
@@ -53,6 +95,8 @@ def canonicalize(graph: Graph) -> int:
                 graph.replace_uses(op.result, op.inputs[0])
             elif _cancelling_transpose(op):
                 graph.replace_uses(op.result, op.inputs[0].owner.inputs[0])
+            elif (inner := _wrapped_pointwise(graph, op)) is not None:
+                _unwrap(graph, op, inner)
             else:
                 continue
             graph.erase(op)
@@ -64,7 +108,7 @@ def canonicalize(graph: Graph) -> int:
 @dataclass(frozen=True)
 class Canonicalize(Pass):
     name = "canonicalize"
-    summary = "remove no-op ops and cancelling transposes, then dead ops"
+    summary = "remove no-op ops, cancel transposes (also around softmax), drop dead ops"
     establishes = frozenset({"canonical"})
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:

@@ -8,6 +8,7 @@ wrong types) alike.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -26,10 +27,12 @@ from snncc.ir.printer import FORMAT_VERSION, MAGIC
 from snncc.ir.types import TensorType
 from snncc.ir.weights import WeightStore
 
+_LEADING_COMMENTS = re.compile(r"\A(?:\s*//[^\n]*\n)*\s*")
 WeightsLoader = Callable[[str, str], WeightStore]
 
 _TOKEN_WORDS = {
-    "VALUE": "a value like %x", "GLOBAL": "a name like @unet", "OPNAME": "an op name like syn.conv2d",
+    "VALUE": "a value like %x", "GLOBAL": "a name like @unet",
+    "OPNAME": "an op name like syn.conv2d",
     "NAME": "an attribute name", "TYPE": "a type like tensor<1x3xf32>", "FLOAT": "a float",
     "INT": "an integer", "STRING": 'a "string"', "LPAR": "'('", "RPAR": "')'", "LBRACE": "'{'",
     "RBRACE": "'}'", "LSQB": "'['", "RSQB": "']'", "COMMA": "','", "COLON": "':'",
@@ -227,15 +230,18 @@ def parse_graph(
 ) -> Graph:
     """Parse IR text. `weights_loader(file, sha256)` provides the weight store named in the
     header; without one, the graph gets an empty store (fine for ops without weights)."""
-    if not text.startswith(MAGIC):
-        first = text.splitlines()[0] if text.strip() else "(empty)"
+    body = _LEADING_COMMENTS.sub("", text)
+    if not body.startswith(MAGIC):
+        first = body.splitlines()[0] if body.strip() else "(empty)"
         raise ParseError(located(file, 1, 1, f"error: not an snncc IR file (it starts with "
                                  f"{first[:40]!r}, expected '{MAGIC} {FORMAT_VERSION}')", text))
     try:
         tree = _lark().parse(text)
     except (UnexpectedToken, UnexpectedCharacters, UnexpectedEOF) as err:
-        if isinstance(err, UnexpectedEOF):
-            line, col = len(text.splitlines()) or 1, 1
+        if isinstance(err, UnexpectedEOF) or getattr(err, "token", None) == "" or (
+                isinstance(err, UnexpectedToken) and err.token.type == "$END"):
+            line = len(text.splitlines()) or 1
+            col = len(text.splitlines()[-1]) + 1 if text.splitlines() else 1
             what = "unexpected end of input"
         else:
             line, col = err.line, err.column

@@ -80,7 +80,9 @@ class WeightStore:
         os.replace(tmp, path)
 
     @staticmethod
-    def load(path: Path, expected_sha256: str | None = None, referenced_by: str = "") -> WeightStore:
+    def load(
+        path: Path, expected_sha256: str | None = None, referenced_by: str = ""
+    ) -> WeightStore:
         """Read an `.npz`; errors name the file, the IR that referenced it, and what to do."""
         by = f" (referenced by {referenced_by})" if referenced_by else ""
         if not path.is_file():

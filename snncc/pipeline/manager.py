@@ -101,8 +101,9 @@ class PassManager:
                 try:
                     graph.verify()
                 except IRError as err:
-                    raise PassFailed(f"the IR is invalid after pass '{p.name}' (passes run before "
-                                     f"it: {before}): {err}; this is a bug in that pass", 3) from None
+                    raise PassFailed(
+                        f"the IR is invalid after pass '{p.name}' (passes run before it: "
+                        f"{before}): {err}; this is a bug in that pass", 3) from None
             results.append(PassResult(p.name, bool(changed), seconds))
             if self.print_after_all or p.name in self.print_after:
                 self._emit(f"// ----- IR after {format_spec(p)} -----\n{print_graph(graph)}", ctx)

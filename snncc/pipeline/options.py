@@ -7,6 +7,7 @@ bound to the pass dataclass's typed fields. Errors show the string with a caret.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 from dataclasses import dataclass
@@ -86,10 +87,8 @@ def _convert(raw: str, annotation: Any) -> Any:
     if raw == "none":
         candidates.append(None)
     for parse in (int, float):
-        try:
+        with contextlib.suppress(ValueError):
             candidates.append(parse(raw))
-        except ValueError:
-            pass
     if origin is tuple or any(get_origin(o) is tuple for o in options):
         parts = [p for p in raw.split(",") if p]
         candidates.append([_number(p) for p in parts])

@@ -95,7 +95,8 @@ class ConvTranspose2d(Op):
         positive(attrs.strides + attrs.dilations + (attrs.groups,), "strides, dilations, groups")
         non_negative(attrs.pads + attrs.output_padding, "pads and output_padding")
         n, c, h, wd = x.shape
-        require(c == w.shape[0], f"input has {c} channels but weight {w.shape} expects {w.shape[0]}")
+        require(c == w.shape[0],
+                f"input has {c} channels but weight {w.shape} expects {w.shape[0]}")
         require(c % attrs.groups == 0, "input channels must divide by groups")
         out = []
         for i, size in enumerate((h, wd)):
@@ -278,7 +279,8 @@ class BatchNorm(Op):
         require(x.rank >= 2, f"input must have a channel axis, got {x}")
         for what in ("scale", "bias", "mean", "var"):
             w = weight(weights, getattr(attrs, what), 1, what)
-            require(w.shape == (x.shape[1],), f"{what} has shape {w.shape}, expected ({x.shape[1]},)")
+            require(w.shape == (x.shape[1],),
+                    f"{what} has shape {w.shape}, expected ({x.shape[1]},)")
         require(attrs.epsilon >= 0, "epsilon must be ≥ 0")
         return x
 

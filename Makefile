@@ -1,0 +1,25 @@
+# Two entry points (see README): `make example` and `make test`. Both create .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+EXAMPLE_OUT ?= build/em_unet.snncc
+
+.PHONY: example test lint install
+
+$(BIN)/.installed: pyproject.toml tests/plugins/example/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test]" -e tests/plugins/example
+	touch $@
+
+install: $(BIN)/.installed
+
+example: install
+	$(BIN)/snncc compile examples/em_unet/unet.onnx --target loihi \
+		--stats examples/em_unet/unet.stats.json -o $(EXAMPLE_OUT) --force
+	$(BIN)/snncc inspect $(EXAMPLE_OUT)
+
+test: install
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .

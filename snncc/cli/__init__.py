@@ -1,0 +1,1 @@
+"""The `snncc` command line: one module per subcommand, wired in `main`."""

@@ -1,0 +1,128 @@
+"""Pieces several subcommands share: pipeline flags, target specs, atomic output dirs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from snncc.diagnostics import SnnccError, UsageError
+from snncc.ir.graph import Graph
+from snncc.pipeline import PassContext, PassManager, PassResult, parse_pipeline, parse_specs
+from snncc.pipeline.options import bind
+from snncc.registry import TARGETS
+from snncc.target import Target
+
+
+def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("pass pipeline")
+    g.add_argument("-p", "--passes", metavar="PIPELINE",
+                   help="pass pipeline, e.g. 'fold-batchnorm,scale-rates{percentile=99.9}'")
+    g.add_argument("--print-ir-after-all", action="store_true",
+                   help="print the IR after every pass (to stderr)")
+    g.add_argument("--print-ir-after", metavar="NAME", action="append", default=[],
+                   help="print the IR after the named pass (repeatable)")
+    g.add_argument("--dump-dir", type=Path, metavar="DIR",
+                   help="write the IR before and after every pass into DIR")
+    g.add_argument("--time-passes", action="store_true", help="print how long each pass took")
+    g.add_argument("--no-verify", action="store_true",
+                   help="do not verify the IR after every pass (faster; for debugging only)")
+    g.add_argument("--calibration", type=Path, metavar="DIR_OR_NPY",
+                   help="calibration images for data-based passes (scale-rates)")
+    g.add_argument("--stats", type=Path, metavar="FILE",
+                   help="rate statistics JSON written during training (scale-rates)")
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def make_context(args: argparse.Namespace, graph: Graph) -> PassContext:
+    """A PassContext from the command line: calibration images and the stats file."""
+    calibration = None
+    if args.calibration is not None:
+        from snncc.data import load_calibration
+
+        calibration = load_calibration(args.calibration, graph.inputs[0].type)
+    if args.stats is not None and not args.stats.is_file():
+        raise SnnccError(f"{args.stats}: stats file not found (--stats)")
+    return PassContext(calibration=calibration, stats_file=args.stats,
+                       progress=not args.no_progress)
+
+
+def run_pipeline(args: argparse.Namespace, graph: Graph, pipeline: str,
+                 ctx: PassContext) -> list[PassResult]:
+    manager = PassManager(
+        parse_pipeline(pipeline),
+        verify_each=not args.no_verify,
+        print_after_all=args.print_ir_after_all,
+        print_after=set(args.print_ir_after),
+        dump_dir=args.dump_dir,
+        time_passes=args.time_passes,
+    )
+    return manager.run(graph, ctx)
+
+
+def parse_target(text: str) -> Target:
+    """`numpy` or `loihi{hardware=true}` → a bound Target."""
+    specs = parse_specs(text, what="--target")
+    if len(specs) != 1:
+        raise UsageError(f"--target takes one target, got '{text}'")
+    return bind(TARGETS.get(specs[0].name), specs[0], text, what="--target")
+
+
+@contextmanager
+def atomic_directory(outdir: Path, force: bool) -> Iterator[Path]:
+    """Yield a fresh temporary directory that replaces `outdir` only if the block succeeds.
+
+    On any failure the temporary directory is removed, so no half-written output remains.
+    """
+    if outdir.exists() and not force:
+        raise SnnccError(f"{outdir}: output directory already exists; pass --force to replace "
+                         "it or -o to choose another")
+    outdir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
+    try:
+        yield tmp
+        if outdir.exists():
+            shutil.rmtree(outdir)
+        os.replace(tmp, outdir)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
+
+
+def _jsonable(value: Any) -> Any:
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def load_compiled(path: Path) -> tuple[Graph, dict[str, Any]]:
+    """A compiled directory (or a bare .snnir) → its graph and report (empty for .snnir)."""
+    from snncc.ir.io import load_ir
+
+    if path.is_dir():
+        ir = path / "model.snnir"
+        if not ir.is_file():
+            raise SnnccError(f"{path}: not a compiled directory (no model.snnir); run "
+                             "`snncc compile MODEL.onnx -o DIR` first")
+        report_path = path / "report.json"
+        report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+        return load_ir(ir), report
+    if path.suffix == ".snnir":
+        return load_ir(path), {}
+    raise SnnccError(f"{path}: expected a compiled directory or a .snnir file")

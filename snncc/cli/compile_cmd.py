@@ -1,0 +1,98 @@
+"""`snncc compile MODEL.onnx --target T`: import, run the target's pipeline, write OUTDIR.
+
+OUTDIR holds model.snnir, weights.npz, report.json and whatever the target emits; it is
+written to a temporary directory first and renamed into place only when all succeeded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from snncc import __version__
+from snncc.cli.common import (
+    add_pipeline_flags,
+    atomic_directory,
+    make_context,
+    parse_target,
+    run_pipeline,
+    write_json,
+)
+from snncc.diagnostics import SnnccError, UsageError
+from snncc.ir.io import save_ir
+from snncc.summary import summarize
+
+
+def parse_input_shapes(items: list[str]) -> dict[str, tuple[int, ...]]:
+    shapes: dict[str, tuple[int, ...]] = {}
+    for item in items:
+        name, sep, dims = item.partition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or any(d <= 0 for d in shape):
+            raise UsageError(f"--input-shape '{item}': expected NAME=D1,D2,... with positive "
+                             "integers, e.g. image=1,1,64,64")
+        shapes[name] = shape
+    return shapes
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compile", help="compile an ONNX model for a target",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("model", type=Path, help="the ONNX model")
+    p.add_argument("--target", default="loihi",
+                   help="target name, optionally with options: numpy, 'loihi{hardware=true}'")
+    p.add_argument("-o", "--output", type=Path, help="output directory (default: <stem>.snncc)")
+    p.add_argument("--force", action="store_true", help="replace an existing output directory")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...",
+                   help="bind a dynamic input shape (repeatable)")
+    p.add_argument("--maxpool", choices=["error", "avg"], default="error",
+                   help="MaxPool has no exact spiking form: refuse it (default) or use avg pool")
+    add_pipeline_flags(p)
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    target = parse_target(args.target)
+    outdir: Path = args.output or Path(f"{args.model.stem}.snncc")
+    if outdir.exists() and not args.force:
+        raise SnnccError(f"{outdir}: output directory already exists; pass --force to replace it "
+                         "or -o to choose another")
+    if not args.model.is_file():
+        raise SnnccError(f"{args.model}: no such file")
+    from snncc.frontend.onnx import import_onnx
+
+    start = time.perf_counter()
+    graph = import_onnx(args.model, parse_input_shapes(args.input_shape), maxpool=args.maxpool)
+    ctx = make_context(args, graph)
+    pipeline = args.passes if args.passes is not None else target.default_pipeline
+    results = run_pipeline(args, graph, pipeline, ctx)
+    problems = target.check(graph)
+    if problems:
+        raise SnnccError(f"target '{target.name}' cannot take this graph:\n  - "
+                         + "\n  - ".join(problems))
+    with atomic_directory(outdir, args.force) as tmp:
+        save_ir(graph, tmp / "model.snnir", "weights.npz")
+        emitted = target.emit(graph, tmp, ctx)
+        report = {
+            "snncc_version": __version__,
+            "source_model": str(args.model.resolve()),
+            "target": args.target,
+            "pipeline": pipeline,
+            "passes": [{"name": r.name, "changed": r.changed, "seconds": round(r.seconds, 4)}
+                       for r in results],
+            "summary": summarize(graph),
+            "pass_reports": ctx.report,
+            "target_report": emitted,
+            "compile_seconds": round(time.perf_counter() - start, 3),
+        }
+        write_json(tmp / "report.json", report)
+    s = report["summary"]
+    print(f"compiled {args.model} for {target.name} → {outdir}/ "
+          f"({len(graph.ops)} ops, {s['neurons']} neurons, {s['synapses']} synapses)",
+          file=sys.stderr)
+    return 0

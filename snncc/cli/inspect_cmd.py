@@ -1,0 +1,73 @@
+"""`snncc inspect PATH [--json]`: what is in an ONNX file, an IR dump or a compiled dir.
+
+Shows the op table, per-layer shapes, neuron and synapse counts, and — for a compiled
+directory — what the target and the passes reported (resources, placement).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from snncc.cli.common import load_compiled
+from snncc.diagnostics import SnnccError
+from snncc.summary import summarize
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("inspect", help="summarize an .onnx, .snnir or compiled directory",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("path", type=Path)
+    p.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...",
+                   help="bind a dynamic input shape of an ONNX model (repeatable)")
+    p.set_defaults(run=run)
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+             for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def render(info: dict[str, Any]) -> str:
+    s = info["summary"]
+    out = [
+        f"graph @{s['graph']}  inputs {s['inputs']}  outputs {s['outputs']}",
+        f"properties: {', '.join(s['properties']) or 'none'}",
+        f"parameters {s['parameters']:,}   neurons {s['neurons']:,}   "
+        f"synapses {s['synapses']:,} (per image)",
+        "",
+        _table([[k, str(v)] for k, v in s["ops"].items()], ["op", "count"]),
+        "",
+        _table([[r["name"], r["op"], "x".join(map(str, r["shape"])), str(r["neurons"] or ""),
+                 str(r["synapses"] or "")] for r in s["layers"]],
+               ["value", "op", "shape", "neurons", "synapses"]),
+    ]
+    for key in ("target_report", "pass_reports"):
+        if info.get(key):
+            out += ["", f"{key.replace('_', ' ')}:", json.dumps(info[key], indent=2)]
+    return "\n".join(out)
+
+
+def run(args: argparse.Namespace) -> int:
+    path: Path = args.path
+    if not path.exists():
+        raise SnnccError(f"{path}: no such file or directory")
+    if path.suffix == ".onnx":
+        from snncc.cli.compile_cmd import parse_input_shapes
+        from snncc.frontend.onnx import import_onnx
+
+        graph = import_onnx(path, parse_input_shapes(args.input_shape), maxpool="avg")
+        info: dict[str, Any] = {"summary": summarize(graph)}
+    else:
+        graph, report = load_compiled(path)
+        info = {"summary": summarize(graph),
+                "target_report": report.get("target_report", {}),
+                "pass_reports": report.get("pass_reports", {})}
+    print(json.dumps(info, indent=2) if args.json else render(info))
+    return 0
