@@ -3,12 +3,17 @@
 A population's input current is the **sum** of all its inputs (each the result of a
 synapse op such as `syn.conv2d`) plus its bias. Names follow NIR where they mean the same
 thing (`v_threshold`, `tau`).
+
+Every population may carry its tiling into Loihi cores: `block_shape` (the shape of one
+core-sized block over the population's C×H×W, set by `tile-cores`) and `chips` (the chip of
+each block in row-major block order, set by `partition-chips`).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from snncc.ir.attributes import WeightRef
 from snncc.ir.op import Op, register_op
@@ -19,12 +24,29 @@ from snncc.ir.weights import WeightStore
 Reset = Literal["subtract", "zero"]
 
 
-def _population_type(in_types: list[TensorType], bias: WeightRef | None, weights: WeightStore):
+def block_count(shape: tuple[int, ...], block_shape: tuple[int, ...]) -> int:
+    """How many core-sized blocks tile a population of `shape` (batch excluded)."""
+    return math.prod(-(-n // b) for n, b in zip(shape, block_shape, strict=True))
+
+
+def _population_type(in_types: list[TensorType], attrs: Any, weights: WeightStore):
     for t in in_types:
         float_input(t, "input current")
     same_shapes(in_types, "input currents")
-    per_channel(weights, bias, in_types[0].shape, "bias")
-    return in_types[0]
+    shape = in_types[0].shape
+    per_channel(weights, attrs.bias, shape, "bias")
+    if attrs.block_shape is not None:
+        per_image = shape[1:]
+        require(len(attrs.block_shape) == len(per_image)
+                and all(1 <= b <= n for b, n in zip(attrs.block_shape, per_image, strict=True)),
+                f"block_shape {list(attrs.block_shape)} does not tile {list(per_image)}")
+        blocks = block_count(per_image, attrs.block_shape)
+        require(not attrs.chips or len(attrs.chips) == blocks,
+                f"chips lists {len(attrs.chips)} blocks, the population has {blocks}")
+    else:
+        require(not attrs.chips, "chips given without block_shape")
+    require(all(c >= 0 for c in attrs.chips), "chip indices must be ≥ 0")
+    return shape
 
 
 def _neuron_checks(v_threshold: float, refractory: int, amplitude: float) -> None:
@@ -40,6 +62,8 @@ class IFAttrs:
     refractory: int = 0
     amplitude: float = 1.0
     bias: WeightRef | None = None
+    block_shape: tuple[int, ...] | None = None
+    chips: tuple[int, ...] = ()
 
 
 @register_op
@@ -57,7 +81,7 @@ class IF(Op):
     @classmethod
     def infer(cls, in_types: list[TensorType], attrs: IFAttrs, weights: WeightStore):
         _neuron_checks(attrs.v_threshold, attrs.refractory, attrs.amplitude)
-        return _population_type(in_types, attrs.bias, weights).with_dtype("i1")
+        return TensorType(_population_type(in_types, attrs, weights), "i1")
 
 
 @dataclass(frozen=True)
@@ -68,6 +92,8 @@ class LIFAttrs:
     refractory: int = 0
     amplitude: float = 1.0
     bias: WeightRef | None = None
+    block_shape: tuple[int, ...] | None = None
+    chips: tuple[int, ...] = ()
 
 
 @register_op
@@ -83,12 +109,14 @@ class LIF(Op):
     def infer(cls, in_types: list[TensorType], attrs: LIFAttrs, weights: WeightStore):
         _neuron_checks(attrs.v_threshold, attrs.refractory, attrs.amplitude)
         require(attrs.tau > 0, f"tau must be > 0 seconds, got {attrs.tau}")
-        return _population_type(in_types, attrs.bias, weights).with_dtype("i1")
+        return TensorType(_population_type(in_types, attrs, weights), "i1")
 
 
 @dataclass(frozen=True)
 class ReadoutAttrs:
     bias: WeightRef | None = None
+    block_shape: tuple[int, ...] | None = None
+    chips: tuple[int, ...] = ()
 
 
 @register_op
@@ -103,4 +131,4 @@ class Readout(Op):
 
     @classmethod
     def infer(cls, in_types: list[TensorType], attrs: ReadoutAttrs, weights: WeightStore):
-        return _population_type(in_types, attrs.bias, weights)
+        return TensorType(_population_type(in_types, attrs, weights))
