@@ -1,0 +1,1 @@
+"""Frontends: model files → analog IR. `snncc.frontend.onnx` reads ONNX."""
