@@ -1,6 +1,6 @@
 """The built-in op kinds. Importing this package registers them."""
 
-from snncc.ir.ops import analog, spiking
+from snncc.ir.ops import analog, encoding, spiking
 from snncc.ir.ops.analog import (
     Add,
     AffineConst,
@@ -19,6 +19,7 @@ from snncc.ir.ops.analog import (
     Transpose,
     Upsample,
 )
+from snncc.ir.ops.encoding import SpikeInput
 from snncc.ir.ops.spiking import IF, LIF, Readout
 
 __all__ = [
@@ -38,9 +39,11 @@ __all__ = [
     "Reshape",
     "Sigmoid",
     "Softmax",
+    "SpikeInput",
     "SumPool2d",
     "Transpose",
     "Upsample",
     "analog",
+    "encoding",
     "spiking",
 ]

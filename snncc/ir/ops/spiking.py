@@ -7,6 +7,12 @@ thing (`v_threshold`, `tau`).
 Every population may carry its tiling into Loihi cores: `block_shape` (the shape of one
 core-sized block over the population's C×H×W, set by `tile-cores`) and `chips` (the chip of
 each block in row-major block order, set by `partition-chips`).
+
+`quantize-weights` records Loihi's integer format on each population it quantized:
+`v_scale` (integer voltage units per unit of `v`; weights, bias and threshold times
+`v_scale` are the chip's integers), `weight_exps` (the power-of-two exponent of each input's
+synapse group, in input order) and `weight_error` (relative RMS error of the quantized
+weights). `v_initial` is the membrane voltage at the first step.
 """
 
 from __future__ import annotations
@@ -55,6 +61,15 @@ def _neuron_checks(v_threshold: float, refractory: int, amplitude: float) -> Non
     require(amplitude > 0, f"amplitude must be > 0, got {amplitude}")
 
 
+def _quant_checks(attrs: Any, n_inputs: int) -> None:
+    require(attrs.v_scale is None or attrs.v_scale > 0, f"v_scale must be > 0, got {attrs.v_scale}")
+    require(not attrs.weight_exps or len(attrs.weight_exps) == n_inputs,
+            f"weight_exps lists {len(attrs.weight_exps)} exponents for {n_inputs} inputs")
+    require(all(-8 <= e <= 7 for e in attrs.weight_exps),
+            f"weight_exps must lie in Loihi's range -8..7, got {list(attrs.weight_exps)}")
+    require(attrs.weight_error is None or attrs.weight_error >= 0, "weight_error must be ≥ 0")
+
+
 @dataclass(frozen=True)
 class IFAttrs:
     v_threshold: float = 1.0
@@ -64,6 +79,10 @@ class IFAttrs:
     bias: WeightRef | None = None
     block_shape: tuple[int, ...] | None = None
     chips: tuple[int, ...] = ()
+    v_initial: float = 0.0
+    v_scale: float | None = None
+    weight_exps: tuple[int, ...] = ()
+    weight_error: float | None = None
 
 
 @register_op
@@ -81,6 +100,7 @@ class IF(Op):
     @classmethod
     def infer(cls, in_types: list[TensorType], attrs: IFAttrs, weights: WeightStore):
         _neuron_checks(attrs.v_threshold, attrs.refractory, attrs.amplitude)
+        _quant_checks(attrs, len(in_types))
         return TensorType(_population_type(in_types, attrs, weights), "i1")
 
 
@@ -94,6 +114,10 @@ class LIFAttrs:
     bias: WeightRef | None = None
     block_shape: tuple[int, ...] | None = None
     chips: tuple[int, ...] = ()
+    v_initial: float = 0.0
+    v_scale: float | None = None
+    weight_exps: tuple[int, ...] = ()
+    weight_error: float | None = None
 
 
 @register_op
@@ -109,6 +133,7 @@ class LIF(Op):
     def infer(cls, in_types: list[TensorType], attrs: LIFAttrs, weights: WeightStore):
         _neuron_checks(attrs.v_threshold, attrs.refractory, attrs.amplitude)
         require(attrs.tau > 0, f"tau must be > 0 seconds, got {attrs.tau}")
+        _quant_checks(attrs, len(in_types))
         return TensorType(_population_type(in_types, attrs, weights), "i1")
 
 
@@ -117,12 +142,17 @@ class ReadoutAttrs:
     bias: WeightRef | None = None
     block_shape: tuple[int, ...] | None = None
     chips: tuple[int, ...] = ()
+    delay: int = 0
+    v_scale: float | None = None
+    weight_exps: tuple[int, ...] = ()
+    weight_error: float | None = None
 
 
 @register_op
 class Readout(Op):
     """Non-spiking output: integrates its summed input current; the host reads the mean
-    current over the run (what the ANN's last linear layer computed)."""
+    current over the run (what the ANN's last linear layer computed), leaving out the first
+    `delay` steps, in which spikes from the input have not yet reached it."""
 
     name = "neuron.readout"
     summary = "non-spiking readout integrating its summed input current"
@@ -131,4 +161,6 @@ class Readout(Op):
 
     @classmethod
     def infer(cls, in_types: list[TensorType], attrs: ReadoutAttrs, weights: WeightStore):
+        require(attrs.delay >= 0, f"delay must be ≥ 0 steps, got {attrs.delay}")
+        _quant_checks(attrs, len(in_types))
         return TensorType(_population_type(in_types, attrs, weights))

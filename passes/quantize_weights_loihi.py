@@ -1,0 +1,106 @@
+"""Loihi's number formats, as nengo-loihi 1.1 discretizes a block (`builder/discretize.py`).
+
+Per population ("block"), with w_max the largest |weight| over all its synapse groups:
+
+- weights are scaled by w_scale = 255 / w_max; a synapse group whose own largest weight is
+  2^-d of w_max is stored with exponent w_exp - d (≥ -6) and a mantissa scaled up by 2^d,
+  so small groups keep their precision; nengo-loihi's synapses are mixed-sign with 8 weight
+  bits, i.e. `shift_bits` = 1: mantissas are even numbers in [-254, 254] (127 levels a side);
+- voltages are in units of v_scale = w_scale · 2^(6 + w_exp), w_exp the largest exponent in
+  0 … -7 for which threshold and bias fit: vth = round(v_th · v_scale) rounded to a
+  mantissa times 2^6 with the mantissa ≤ 2^17 - 1; bias = mantissa (|m| ≤ 4095) times
+  2^e (0 ≤ e ≤ 7);
+- the compartment state is integer: input current 21 bits + sign per step, current and
+  u = current + bias 23 bits + sign.
+
+`bits` < 8 keeps fewer mantissa bits the same way (shift_bits = 9 - bits).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+VTH_MAN_MAX = 2**17 - 1
+VTH_EXP = 6
+VTH_MAX = VTH_MAN_MAX * 2**VTH_EXP
+BIAS_MAN_MAX = 2**12 - 1
+BIAS_EXP_MAX = 2**3 - 1
+BIAS_MAX = BIAS_MAN_MAX * 2**BIAS_EXP_MAX
+Q_BITS = 21  # synaptic input accumulated in one step (plus sign)
+U_BITS = 23  # compartment current and u = current + bias (plus sign)
+V_MAX = 2**23 - 1  # nengo-loihi's vmax for IF/LIF compartments (vmin = 0)
+MIN_WEIGHT_EXP = -6  # nengo-loihi keeps the real weight exponent 6 + exp ≥ 0
+DECAY_BITS = 12  # decays are fractions of 2^12
+W_MAX_SCALED = 255.0
+
+
+class QuantizeError(ValueError):
+    """A block that does not fit Loihi's formats; the pass turns it into a located error."""
+
+
+@dataclass(frozen=True)
+class BlockFormat:
+    """How one population's weights, bias and threshold are stored."""
+
+    v_scale: float  # integer voltage units per unit of v
+    w_scale: float  # 255 / w_max
+    w_exp: int  # the block's weight exponent (0 … -7)
+    group_exps: tuple[int, ...]  # each synapse group's exponent
+    group_shifts: tuple[int, ...]  # each group's extra mantissa scaling 2^d
+    bits: int
+
+    @property
+    def shift_bits(self) -> int:
+        return 9 - self.bits
+
+    @property
+    def mantissa_max(self) -> int:
+        return max(2 ** (self.bits - 1) - 1, 1)
+
+
+def choose_format(group_maxima: list[float], v_threshold: float, bias_abs_max: float,
+                  bits: int) -> BlockFormat:
+    """nengo-loihi's choice of scales and exponents for a block."""
+    w_max = max(group_maxima, default=0.0)
+    if w_max <= 1e-8:
+        raise QuantizeError("it has no non-zero weights")
+    w_scale = W_MAX_SCALED / w_max
+    for w_exp in range(0, -8, -1):
+        v_scale = w_scale * 2.0 ** (6 + w_exp)
+        if round(v_threshold * v_scale) <= VTH_MAX and round(bias_abs_max * v_scale) <= BIAS_MAX:
+            break
+    else:
+        raise QuantizeError(f"its threshold {v_threshold:g} and bias {bias_abs_max:g} are too "
+                            f"large next to its largest weight {w_max:g} for any weight exponent")
+    exps, shifts = [], []
+    for m in group_maxima:
+        d = math.floor(math.log2(w_max / m)) if m > 1e-16 else w_exp - MIN_WEIGHT_EXP
+        exp = max(w_exp - d, MIN_WEIGHT_EXP)
+        exps.append(exp)
+        shifts.append(w_exp - exp)
+    return BlockFormat(v_scale, w_scale, w_exp, tuple(exps), tuple(shifts), bits)
+
+
+def quantize_group(w: np.ndarray, fmt: BlockFormat, index: int) -> np.ndarray:
+    """A synapse group's weights rounded to its mantissa grid (returned in float units)."""
+    unit = 2.0 ** fmt.shift_bits / (fmt.w_scale * 2.0 ** fmt.group_shifts[index])
+    mant = np.clip(np.round(w / unit), -fmt.mantissa_max, fmt.mantissa_max)
+    return mant * unit
+
+
+def quantize_threshold(v_threshold: float, fmt: BlockFormat) -> float:
+    man = round(v_threshold * fmt.v_scale / 2**VTH_EXP)
+    if man < 1:
+        raise QuantizeError(f"its threshold {v_threshold:g} rounds to zero next to its largest "
+                            "weight; raise the threshold or lower the weights")
+    return min(man, VTH_MAN_MAX) * 2**VTH_EXP / fmt.v_scale
+
+
+def quantize_bias(bias: np.ndarray, fmt: BlockFormat) -> np.ndarray:
+    """Bias to mantissa · 2^exponent integers (per neuron), returned in float units."""
+    b = np.round(bias * fmt.v_scale)
+    exp = np.ceil(np.log2(np.maximum(np.abs(b) / BIAS_MAN_MAX, 1.0)))
+    return np.round(b / 2.0**exp) * 2.0**exp / fmt.v_scale

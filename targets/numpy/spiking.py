@@ -1,0 +1,293 @@
+"""The numpy spiking simulator: steps a spiking graph for T timesteps, batched over images.
+
+Modes: `ideal` (float dynamics, reset as each population says) and `loihi` (nengo-loihi's
+integer dynamics on the quantized graph; an unquantized graph is quantized to 8 bits on the
+fly). See `loihi_dynamics` for the neuron models. Synapse ops run the analog interpreter's
+kernels on the previous step's spikes (one step per hop, as on the chip); the input
+population and the readouts run on the host in float, as nengo-loihi runs the off-chip
+input ensemble and decodes probes. A readout's output is its mean input current (plus
+bias) over the steps after its `delay`; host ops after it (sigmoid, softmax) then run on
+that mean. A graph output that is a population gives its mean rate × amplitude.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from snncc.passes.fuse_linear import VIEWS
+from snncc.passes.quantize_weights import quantize_graph
+from snncc.targets.numpy import kernels as K
+from snncc.targets.numpy.analog import ANALOG_KERNELS
+from snncc.targets.numpy.loihi_dynamics import FloatNeurons, LoihiNeurons, lif_decay
+
+from snncc.diagnostics import SnnccError, UsageError
+from snncc.ir.graph import Graph
+from snncc.ir.location import OnnxLoc
+from snncc.ir.op import Op
+from snncc.ir.ops import IF, LIF, Conv2d, ConvTranspose2d, Dense, Readout, SpikeInput
+from snncc.target import RunResult
+
+MODES = ("ideal", "loihi")
+SPIKING = (SpikeInput, IF, LIF)
+
+
+@dataclass
+class _Synapse:
+    op: Op
+    weight: np.ndarray  # float32; integer-valued (chip units) in loihi mode
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        a = self.op.attrs
+        if isinstance(self.op, Conv2d):
+            return K.conv2d(x, self.weight, None, a.strides, a.pads, a.dilations, a.groups)
+        if isinstance(self.op, ConvTranspose2d):
+            return K.conv_transpose2d(x, self.weight, None, a.strides, a.pads, a.dilations,
+                                      a.output_padding, a.groups)
+        return K.dense(x, self.weight)
+
+
+@dataclass
+class _Plan:
+    """What the step loop does, op by op, and which ops the host runs afterwards."""
+
+    loop: list[Op]
+    host: list[Op]
+    synapses: dict[int, _Synapse]
+    spiking_values: set[int]  # ids of values that carry spikes (populations and views)
+    scale: dict[int, float] = field(default_factory=dict)  # loihi: v_scale per population
+
+
+def _bias(graph: Graph, op: Op, scale: float = 1.0) -> np.ndarray | float:
+    if op.attrs.bias is None:
+        return 0.0
+    b = graph.weights[op.attrs.bias].astype(np.float64) * scale
+    return b.reshape(-1, *([1] * (op.result.type.rank - 2))) if b.ndim == 1 else b
+
+
+def _plan(graph: Graph, mode: str) -> _Plan:
+    loop: list[Op] = []
+    host: list[Op] = []
+    spiking: set[int] = set()
+    synapses: dict[int, _Synapse] = {}
+    feeds = {id(v) for op in graph.ops if isinstance(op, (IF, LIF, Readout)) for v in op.inputs}
+    scale = {}
+    for op in graph.ops:
+        if mode == "loihi" and isinstance(op, (IF, LIF, Readout)) and op.attrs.v_scale:
+            scale[id(op.result)] = op.attrs.v_scale
+            for v in op.inputs:
+                scale[id(v)] = op.attrs.v_scale
+    for op in graph.ops:
+        if isinstance(op, SPIKING) or (isinstance(op, VIEWS) and id(op.inputs[0]) in spiking):
+            spiking.add(id(op.result))
+            loop.append(op)
+        elif isinstance(op, Readout):
+            loop.append(op)
+        elif id(op.result) in feeds:
+            if not isinstance(op, (Conv2d, ConvTranspose2d, Dense)):
+                raise SnnccError(f"{op.loc.describe()}: {op.name} '%{op.result.name}' feeds a "
+                                 "population but is not a synapse op; run fuse-linear and "
+                                 "convert-activations first")
+            w = graph.weights[op.attrs.weight].astype(np.float64)
+            src = op.inputs[0].owner
+            while isinstance(src, VIEWS):
+                src = src.inputs[0].owner
+            if isinstance(src, SPIKING):
+                w = w * src.attrs.amplitude
+            if id(op.result) in scale:
+                w = np.rint(w * scale[id(op.result)])
+            synapses[id(op.result)] = _Synapse(op, w.astype(np.float32))
+            loop.append(op)
+        else:
+            host.append(op)
+    if not any(isinstance(op, (IF, LIF, Readout)) for op in loop):
+        raise SnnccError(f"graph @{graph.name} has no spiking populations; run "
+                         "convert-activations (and scale-rates) before a spiking mode")
+    return _Plan(loop, host, synapses, spiking, scale)
+
+
+def _neurons(graph: Graph, op: Op, shape: tuple[int, ...], mode: str, plan: _Plan):
+    a = op.attrs
+    if isinstance(op, SpikeInput):
+        return FloatNeurons(np.full(shape, a.v_initial, np.float32), a.v_threshold,
+                            a.reset == "zero")
+    keep = 1.0 - lif_decay(graph.attrs.dt, a.tau) if isinstance(op, LIF) else 1.0
+    if mode == "loihi":
+        s = plan.scale[id(op.result)]
+        keep_v = 4096 - round(lif_decay(graph.attrs.dt, a.tau) * 4095) if isinstance(op, LIF) \
+            else 4096
+        bias = np.rint(np.asarray(_bias(graph, op, s))).astype(np.int64)
+        return LoihiNeurons(np.full(shape, round(a.v_initial * s), np.int64),
+                            round(a.v_threshold * s), bias, keep_v, a.refractory)
+    return FloatNeurons(np.full(shape, a.v_initial, np.float32), a.v_threshold,
+                        a.reset == "zero", keep, a.refractory, _bias(graph, op),
+                        np.zeros(shape, np.int32) if a.refractory else None)
+
+
+@dataclass
+class _Stats:
+    spikes: dict[str, int] = field(default_factory=dict)
+    overflows: int = 0
+
+
+def _host(graph: Graph, ops: list[Op], env: dict[int, np.ndarray]) -> None:
+    """Run host (analog) ops whose inputs are known, in order, into `env`."""
+    for op in ops:
+        if id(op.result) not in env and all(id(v) in env for v in op.inputs):
+            env[id(op.result)] = ANALOG_KERNELS[type(op)].run(
+                op, [env[id(v)] for v in op.inputs], graph.weights)
+
+
+def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int, mode: str,
+              stats: _Stats, tick) -> None:
+    """Run one chunk of images; add decoded values (readouts, populations) to `env`."""
+    n = env[id(graph.inputs[0])].shape[0]
+    state: dict[int, object] = {}
+    sums: dict[int, np.ndarray] = {}
+    prev: dict[int, np.ndarray] = {}
+    const: dict[int, np.ndarray] = {}
+    for op in plan.loop:
+        shape = (n, *op.result.type.shape[1:])
+        if isinstance(op, (*SPIKING, Readout)):
+            if isinstance(op, Readout):
+                integer = mode == "loihi" and id(op.result) in plan.scale
+                state[id(op.result)] = (LoihiNeurons(np.zeros(shape, np.int64), 0, np.rint(
+                    np.asarray(_bias(graph, op, plan.scale[id(op.result)]))).astype(np.int64),
+                    4096) if integer else _bias(graph, op))
+            else:
+                state[id(op.result)] = _neurons(graph, op, shape, mode, plan)
+            sums[id(op.result)] = np.zeros(shape, np.float64)
+            if isinstance(op, SPIKING):
+                prev[id(op.result)] = np.zeros(shape, bool)
+        elif id(op.result) in plan.synapses and id(op.inputs[0]) in env:
+            const[id(op.result)] = plan.synapses[id(op.result)](env[id(op.inputs[0])])
+    for op in plan.loop:
+        if isinstance(op, VIEWS):
+            prev[id(op.result)] = ANALOG_KERNELS[type(op)].run(op, [prev[id(op.inputs[0])]],
+                                                               graph.weights)
+    delays = {id(op.result): op.attrs.delay for op in plan.loop if isinstance(op, Readout)}
+    for t in range(steps):
+        cur: dict[int, np.ndarray] = {}
+        currents: dict[int, np.ndarray | float] = {}
+        for op in plan.loop:
+            key = id(op.result)
+            if key in plan.synapses:
+                if key in const:
+                    currents[key] = const[key]
+                else:
+                    src = (prev if mode == "loihi" else cur)[id(op.inputs[0])]
+                    currents[key] = plan.synapses[key](src) if src.any() else 0.0
+            elif isinstance(op, VIEWS):
+                cur[key] = ANALOG_KERNELS[type(op)].run(op, [cur[id(op.inputs[0])]],
+                                                        graph.weights)
+            elif isinstance(op, SpikeInput):
+                cur[key] = state[key].step(env[id(op.inputs[0])])
+                sums[key] += cur[key]
+            else:
+                q = sum((currents[id(v)] for v in op.inputs), 0.0)
+                neurons = state[key]
+                if isinstance(op, Readout):
+                    if t < delays[key]:
+                        continue
+                    if isinstance(neurons, LoihiNeurons):
+                        sums[key] += neurons.input(q) / plan.scale[key]
+                    else:
+                        sums[key] += q + neurons
+                else:
+                    cur[key] = neurons.step(q)
+                    sums[key] += cur[key]
+        prev = cur
+        tick()
+    for op in plan.loop:
+        key = id(op.result)
+        if isinstance(op, Readout):
+            env[key] = (sums[key] / (steps - delays[key])).astype(np.float32)
+        elif isinstance(op, SPIKING):
+            count = int(sums[key].sum())
+            stats.spikes[op.result.name] = stats.spikes.get(op.result.name, 0) + count
+            env[key] = (sums[key] * (op.attrs.amplitude / steps)).astype(np.float32)
+            if isinstance(state[key], LoihiNeurons):
+                stats.overflows += state[key].overflows
+        if isinstance(state.get(key), LoihiNeurons) and isinstance(op, Readout):
+            stats.overflows += state[key].overflows
+
+
+def _check_inputs(graph: Graph, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    if len(graph.inputs) != 1 or len(inputs) != 1:
+        raise SnnccError(f"the spiking simulator runs single-input graphs with one input "
+                         f"array; graph @{graph.name} has {len(graph.inputs)}, got {len(inputs)}")
+    x = np.asarray(inputs[0], np.float32)
+    expected = graph.inputs[0].type
+    if x.ndim != expected.rank or x.shape[1:] != expected.shape[1:] or not len(x):
+        raise SnnccError(f"input of shape {list(x.shape)} does not fit the model input "
+                         f"{expected}; expected N×{'×'.join(map(str, expected.shape[1:]))}")
+    return x
+
+
+def _layer_stats(graph: Graph, stats: _Stats, images: int, steps: int) -> dict[str, object]:
+    layers: dict[str, dict[str, object]] = {}
+    total_spikes, total_neurons = 0, 0
+    for op in graph.ops:
+        if not isinstance(op, SPIKING):
+            continue
+        neurons = int(np.prod(op.result.type.shape[1:]))
+        count = stats.spikes.get(op.result.name, 0)
+        entry: dict[str, object] = {
+            "kind": op.name, "neurons": neurons, "spikes": count,
+            "spikes_per_image": count / images,
+            "rate_hz": count / (images * neurons * steps * graph.attrs.dt)}
+        if isinstance(op.loc, OnnxLoc):
+            entry["onnx_node"] = op.loc.node
+        layers[op.result.name] = entry
+        if not isinstance(op, SpikeInput):
+            total_spikes += count
+            total_neurons += neurons
+    return {"layers": layers,
+            "mean_rate_hz": total_spikes / max(images * total_neurons * steps * graph.attrs.dt,
+                                               1e-30),
+            "spikes_per_image": total_spikes / images}
+
+
+def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
+                timesteps: int | None = None, batch_size: int = 16,
+                progress: bool = False) -> RunResult:
+    """Simulate `graph` on N images for `timesteps` steps (default: the graph's own)."""
+    if mode not in MODES:
+        raise UsageError(f"spiking mode '{mode}' is unknown (modes: {', '.join(MODES)})")
+    steps = graph.attrs.timesteps if timesteps is None else timesteps
+    if steps < 1 or batch_size < 1:
+        raise UsageError(f"timesteps and batch size must be ≥ 1, got {steps} and {batch_size}")
+    delays = [op.attrs.delay for op in graph.ops_of(Readout)]
+    if delays and steps <= max(delays):
+        raise UsageError(f"{steps} timesteps do not reach past the readout delay of "
+                         f"{max(delays)} steps (spikes need one step per layer); use more")
+    x = _check_inputs(graph, inputs)
+    on_the_fly = mode == "loihi" and any(
+        op.attrs.v_scale is None for op in graph.ops if isinstance(op, (IF, LIF)))
+    if on_the_fly:
+        graph = copy.deepcopy(graph)
+        quantize_graph(graph, bits=8)
+    plan = _plan(graph, mode)
+    stats = _Stats()
+    outputs: list[list[np.ndarray]] = [[] for _ in graph.outputs]
+    from tqdm import tqdm
+
+    chunks = range(0, len(x), batch_size)
+    with tqdm(total=len(chunks) * steps, disable=not progress, unit="step",
+              desc=f"spiking ({mode})", leave=False) as bar:
+        for start in chunks:
+            env = {id(graph.inputs[0]): x[start:start + batch_size]}
+            _host(graph, plan.host, env)
+            _simulate(graph, plan, env, steps, mode, stats, lambda: bar.update(1))
+            _host(graph, plan.host, env)
+            for k, v in enumerate(graph.outputs):
+                outputs[k].append(env[id(v)])
+    result_stats: dict[str, object] = {"mode": mode, "timesteps": steps, "dt": graph.attrs.dt,
+                                       "images": len(x), **_layer_stats(graph, stats, len(x),
+                                                                        steps)}
+    if mode == "loihi":
+        result_stats["overflows"] = stats.overflows
+        result_stats["quantized_on_the_fly"] = on_the_fly
+    return RunResult([np.concatenate(parts) for parts in outputs], result_stats)
