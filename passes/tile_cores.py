@@ -1,0 +1,138 @@
+"""tile-cores: choose each on-chip population's `block_shape` from Loihi's per-core limits.
+
+A population is split into blocks of one shape over C×H×W (nengo-loihi's `BlockShape`);
+each block occupies one core. For every population the pass tries block shapes from the
+fewest blocks upwards and keeps the first count at which every block satisfies every
+limit nengo-loihi validates (compartments, input axons, output axons, synapse memory bits,
+synapse configurations; counted as in `snncc.targets.loihi.resources`); among shapes
+with that count it takes the one whose fullest resource is least full. Output axons depend
+on how the *consumers* are split, so populations are tiled from the last to the first.
+
+Input layers (driven by the image) and readouts run on the host (see
+`snncc.targets.loihi.lowering`) and get no block shape. Synapse memory does not depend on
+weight values (nengo-loihi always stores 8-bit weights), so the pass needs only `spiking`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+from snncc.targets.loihi.lowering import Layer, lower, where
+from snncc.targets.loihi.resources import (
+    LIMIT_WORDS,
+    LIMITS,
+    Counter,
+    block_grid,
+    summarize_use,
+)
+
+from snncc.diagnostics import SnnccError
+from snncc.ir.graph import Graph
+from snncc.pipeline.pass_base import Pass, PassContext
+
+Shape = tuple[int, ...]
+
+
+def candidate_shapes(shape: Shape, max_size: int) -> list[tuple[int, Shape]]:
+    """(block count, block shape) for every distinct way of cutting each axis into equal
+    parts, fewest blocks first; ties prefer whole channels, then wide rows."""
+    per_axis = [sorted({-(-n // k) for k in range(1, n + 1)}, reverse=True) for n in shape]
+    out = []
+    for block in itertools.product(*per_axis):
+        if math.prod(block) <= max_size:
+            count = math.prod(-(-n // b) for n, b in zip(shape, block, strict=True))
+            out.append((count, block))
+    out.sort(key=lambda cb: (cb[0], tuple(-b for b in cb[1])))
+    return out
+
+
+@dataclass(frozen=True)
+class TileCores(Pass):
+    """Options: `max_fraction` keeps every block below that fraction of the compartment,
+    axon and synapse-memory limits (head room, or forced splits in experiments)."""
+
+    name = "tile-cores"
+    summary = "split populations into blocks that satisfy every Loihi per-core limit"
+    requires = frozenset({"spiking"})
+    establishes = frozenset({"tiled"})
+
+    max_fraction: float = 1.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.max_fraction <= 1:
+            raise ValueError(f"max-fraction must be in (0, 1], got {self.max_fraction}")
+
+    def limits(self) -> dict[str, int]:
+        return {k: v if k == "synapse_configs" else max(1, int(v * self.max_fraction))
+                for k, v in LIMITS.items()}
+
+    def _fits(self, counter: Counter, layer: Layer, block: Shape,
+              consumers: dict[int, Shape | None]) -> tuple[bool, float, tuple[str, int]]:
+        """(fits, fullest fraction, (worst limit, its value)) for one block shape."""
+        limits = self.limits()
+        fullest, worst = 0.0, ("compartments", 0)
+        for b in block_grid(layer.shape, block):
+            use = counter.block(layer, block, b, consumers)
+            for key, limit in limits.items():
+                frac = use[key] / limit
+                if frac > fullest:
+                    fullest, worst = frac, (key, use[key])
+            if fullest > 1:
+                return False, fullest, worst
+        return True, fullest, worst
+
+    def choose(self, counter: Counter, layer: Layer,
+               consumers: dict[int, Shape | None]) -> Shape:
+        limits = self.limits()
+        best_fail: tuple[float, Shape, tuple[str, int]] | None = None
+        chosen: tuple[float, Shape] | None = None
+        level = None
+        for count, block in candidate_shapes(layer.shape, limits["compartments"]):
+            if chosen is not None and count != level:
+                break
+            ok, fullest, worst = self._fits(counter, layer, block, consumers)
+            if ok and (chosen is None or fullest < chosen[0]):
+                chosen, level = (fullest, block), count
+            elif not ok and (best_fail is None or fullest < best_fail[0]):
+                best_fail = (fullest, block, worst)
+        if chosen is not None:
+            return chosen[1]
+        assert best_fail is not None
+        _, block, (key, value) = best_fail
+        raise SnnccError(
+            f"{where(layer.op)}: no block shape fits a Loihi core: even the best block "
+            f"{list(block)} of this {'x'.join(map(str, layer.shape))} layer needs {value} "
+            f"{LIMIT_WORDS[key]} per core, more than the limit of {limits[key]}"
+            f"{'' if self.max_fraction == 1 else f' ({self.max_fraction:g} of {LIMITS[key]})'}"
+            "; reduce the layer's fan-in or channel count (e.g. fewer input channels or a "
+            "smaller kernel)")
+
+    def run(self, graph: Graph, ctx: PassContext) -> bool:
+        lowered = lower(graph)
+        counter = Counter(lowered)
+        shapes: dict[int, Shape | None] = {}
+        for layer in reversed(lowered.layers):
+            shapes[id(layer.op)] = (self.choose(counter, layer, shapes)
+                                    if layer.role == "chip" else None)
+        changed = False
+        report, every_block = {}, []
+        for layer in lowered.layers:
+            block = shapes[id(layer.op)]
+            op = layer.op
+            if layer.role == "input":
+                continue  # neuron.input has no tiling: it runs on the host
+            if op.attrs.block_shape != block:
+                op.replace_attrs(block_shape=block, chips=())
+                changed = True
+            if block is None:
+                continue
+            use = counter.layer(layer, block, shapes)
+            every_block += use
+            report[op.result.name] = {"shape": list(layer.shape), "block_shape": list(block),
+                                      "cores": len(use), "use": summarize_use(use)}
+        ctx.record(self.name, cores=len(every_block), limits=self.limits(),
+                   use=summarize_use(every_block), layers=report)
+        return changed
+

@@ -1,0 +1,190 @@
+"""Spiking IR → a `nengo.Network` configured for nengo-loihi.
+
+Mapping (IR IF step: v += I + b, spike and reset to zero above `v_threshold` θ; a spike
+carries `amplitude` into its synapses):
+
+- population → `nengo.Ensemble` driven through `ens.neurons`, gain 1/θ for every neuron
+  (a convolution needs one gain for all neurons it targets), bias (b + constant host
+  currents) / (θ·dt): nengo-loihi then integrates exactly (I + b)/θ per step against a
+  threshold of 1. IF → `LoihiSpikingRectifiedLinear`, LIF → `LoihiLIF`; the presynaptic
+  neuron type carries `amplitude`.
+- synapse ops → `nengo.Convolution` / `ConvolutionTranspose` (`channels_last=False`) or a
+  dense transform, neurons to neurons with no synaptic filter. No Node sits between the
+  host and a convolution: the image current of an input layer is its bias, and the input
+  layer is an off-chip ensemble (`on_chip=False`) whose neurons feed the chip.
+- `block_shape` (from tile-cores) → `net.config[ens].block_shape`.
+- readouts are computed on the host from spike probes on their source layers.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import numpy as np
+from snncc.targets.loihi.lowering import Layer, Lowered, Projection, projection, where
+
+from snncc.diagnostics import SnnccError
+from snncc.ir.graph import Graph, Value
+from snncc.ir.ops import IF, LIF, SpikeInput
+
+REFRACT_DELAY_MAX = 63  # nengo_loihi/hardware/nxsdk_objects.py: CompartmentConfig
+DECAY_SCALE_TH = 0.5 / 2**12  # nengo_loihi/block.py: Compartment.DECAY_SCALE_TH
+
+
+def import_nengo() -> tuple[Any, Any]:
+    """nengo and nengo_loihi, without nengo-loihi's 'not tested with nengo 4.1' warning."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*has not been tested with your.*")
+        import nengo
+        import nengo_loihi
+    return nengo, nengo_loihi
+
+
+def neuron_problem(layer: Layer, dt: float) -> str | None:
+    """Why Loihi (through nengo-loihi) cannot run this population, or None."""
+    op, a = layer.op, layer.op.attrs
+    if layer.role != "chip":
+        return None  # the host runs input layers (either reset) and readouts
+    if a.v_initial:
+        return (f"{where(op)}: nengo-loihi starts every membrane on the chip at zero; "
+                f"v_initial = {a.v_initial} cannot run there — convert with v-initial=0")
+    if a.reset != "zero":
+        return (f"{where(op)}: Loihi resets the membrane to zero after a spike; reset "
+                f"'{a.reset}' cannot run there — convert with convert-activations{{reset=zero}}")
+    if isinstance(op, IF) and a.refractory:
+        return (f"{where(op)}: Loihi's non-leaky neurons (nengo-loihi SpikingRectifiedLinear) "
+                f"have no refractory period, got refractory = {a.refractory} steps; use 0 or "
+                "neuron.lif")
+    if isinstance(op, LIF):
+        if a.refractory + 1 > REFRACT_DELAY_MAX:
+            return (f"{where(op)}: refractory = {a.refractory} steps exceeds Loihi's "
+                    f"maximum of {REFRACT_DELAY_MAX - 1}")
+        if -np.expm1(-dt / a.tau) <= DECAY_SCALE_TH:
+            return (f"{where(op)}: tau = {a.tau} s is too long for Loihi's 12-bit voltage "
+                    f"decay at dt = {dt} s (nengo-loihi needs 1 - exp(-dt/tau) > "
+                    f"{DECAY_SCALE_TH:.3g})")
+    return None
+
+
+@cache
+def zero_reset_type() -> type:
+    """Host-side IF with reset to zero that spikes at v ≥ threshold, as `neuron.input`
+    specifies (nengo-loihi's LoihiSpikingRectifiedLinear spikes only above it)."""
+    nengo, _ = import_nengo()
+
+    class ZeroResetIF(nengo.SpikingRectifiedLinear):
+        state = {"voltage": nengo.dists.Choice([0])}
+
+        def step(self, dt: float, J: np.ndarray, output: np.ndarray,
+                 voltage: np.ndarray) -> None:
+            voltage += J * dt
+            spiked = voltage >= 1
+            output[:] = spiked * (self.amplitude / dt)
+            voltage[spiked] = 0
+
+    return ZeroResetIF
+
+
+def neuron_type(layer: Layer, dt: float) -> Any:
+    """The nengo neuron type; on the host, `neuron.input` may also subtract on reset
+    (nengo's SpikingRectifiedLinear) and start from `v_initial`."""
+    nengo, nengo_loihi = import_nengo()
+    problem = neuron_problem(layer, dt)
+    if problem:
+        raise SnnccError(problem)
+    a = layer.op.attrs
+    if isinstance(layer.op, SpikeInput):
+        kind = nengo.SpikingRectifiedLinear if a.reset == "subtract" else zero_reset_type()
+        start = nengo.dists.Choice([a.v_initial / a.v_threshold])
+        return kind(amplitude=a.amplitude, initial_state={"voltage": start})
+    if isinstance(layer.op, LIF):
+        return nengo_loihi.neurons.LoihiLIF(tau_rc=a.tau, tau_ref=a.refractory * dt,
+                                            amplitude=a.amplitude)
+    return nengo_loihi.neurons.LoihiSpikingRectifiedLinear(amplitude=a.amplitude)
+
+
+def per_neuron(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A bias given per channel (C,) or per neuron, as an array of `shape`."""
+    if array.shape == (shape[0],):
+        array = array.reshape((-1,) + (1,) * (len(shape) - 1))
+    return np.broadcast_to(array, shape)
+
+
+def host_current(layer: Layer, graph: Graph, images: dict[str, np.ndarray]) -> np.ndarray:
+    """Per-neuron constant current (per step) from biases and the image, for one image."""
+    shape = layer.shape
+    total = np.zeros(shape)
+    bias = None if isinstance(layer.op, SpikeInput) else layer.op.attrs.bias
+    if bias is not None:
+        total += per_neuron(graph.weights[bias], shape)
+    for p in layer.projections:
+        if p.bias is not None:
+            total += p.bias.reshape(shape)
+    for src in layer.host_currents:
+        if isinstance(src, Value):
+            total += images[src.name].reshape(shape)
+            continue
+        proj = projection(src, graph)
+        total += proj.apply(images[src.inputs[0].name][None])[0].reshape(shape)
+        if proj.bias is not None:
+            total += proj.bias.reshape(shape)
+    return total
+
+
+@dataclass
+class Built:
+    """A network for one image, with the handles the runner needs."""
+
+    network: Any
+    ensembles: dict[str, Any]  # population result name → Ensemble
+    probes: dict[str, Any]  # spiking population name → spike probe
+
+
+def transform(p: Projection) -> Any:
+    nengo, _ = import_nengo()
+    if p.kind == "dense":
+        return nengo.transforms.Dense(p.kernel.shape, init=p.kernel)
+    common = dict(n_filters=p.kernel.shape[3], input_shape=p.in_shape,
+                  kernel_size=p.kernel.shape[:2], strides=p.strides, padding=p.padding,
+                  channels_last=False, init=p.kernel)
+    if p.kind == "conv":
+        return nengo.Convolution(**common)
+    return nengo.transforms.ConvolutionTranspose(output_shape=p.out_shape, **common)
+
+
+def build(graph: Graph, lowered: Lowered, images: dict[str, np.ndarray],
+          probe_all: bool = True) -> Built:
+    """The nengo network for one image (`images`: graph input name → C×H×W array)."""
+    nengo, nengo_loihi = import_nengo()
+    dt = graph.attrs.dt
+    needed = {lowered.source(p).op.result.name
+              for x in lowered.layers if x.role == "readout" for p in x.projections}
+    with nengo.Network(label=graph.name, seed=0) as net:
+        nengo_loihi.add_params(net)
+        ensembles: dict[str, Any] = {}
+        probes: dict[str, Any] = {}
+        for layer in lowered.layers:
+            if layer.role == "readout":
+                continue
+            name = layer.op.result.name
+            n = int(np.prod(layer.shape))
+            theta = layer.op.attrs.v_threshold
+            bias = host_current(layer, graph, images).ravel() / (theta * dt)
+            ens = nengo.Ensemble(n, 1, neuron_type=neuron_type(layer, dt),
+                                 gain=np.full(n, 1.0 / theta), bias=bias, label=name)
+            ensembles[name] = ens
+            if layer.role == "input":
+                net.config[ens].on_chip = False
+            elif layer.op.attrs.block_shape is not None:
+                net.config[ens].block_shape = nengo_loihi.BlockShape(
+                    tuple(layer.op.attrs.block_shape), tuple(layer.shape))
+            for p in layer.projections:
+                src = ensembles[lowered.source(p).op.result.name]
+                nengo.Connection(src.neurons, ens.neurons, transform=transform(p),
+                                 synapse=None, label=p.op.result.name)
+            if probe_all or name in needed:
+                probes[name] = nengo.Probe(ens.neurons, "output", synapse=None)
+    return Built(net, ensembles, probes)
