@@ -1,0 +1,83 @@
+"""A small U-Net for EM membrane segmentation, built from spiking-convertible ops only.
+
+Every op maps onto a rate-coded SNN: 3x3 convolutions, ReLUs (each its own ``nn.ReLU`` so
+it exports as one ONNX Relu node with a stable name), average pooling (max pooling has no
+exact spiking equivalent), 2x2 stride-2 transposed convolutions, channel concatenation for
+skips, and no BatchNorm. Every linear layer is followed by a ReLU, so every layer is a
+population of neurons; only the 1x1 head is read out, through a Sigmoid giving the
+probability of cell interior.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class ConvBlock(nn.Module):
+    """Two 3x3 conv + ReLU pairs at one resolution."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.act1 = nn.ReLU()
+        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.act2 = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act2(self.conv2(self.act1(self.conv1(x))))
+
+
+class UpBlock(nn.Module):
+    """2x upsampling by a 2x2 stride-2 transposed conv, followed by a ReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.up = nn.ConvTranspose2d(in_ch, out_ch, kernel_size=2, stride=2)
+        self.act = nn.ReLU()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.up(x))
+
+
+class UNet(nn.Module):
+    """Two-level U-Net: widths ``width``, ``2*width``, ``4*width`` (8/16/32 by default)."""
+
+    def __init__(self, width: int = 8) -> None:
+        super().__init__()
+        w1, w2, w3 = width, 2 * width, 4 * width
+        self.enc1 = ConvBlock(1, w1)
+        self.pool1 = nn.AvgPool2d(2)
+        self.enc2 = ConvBlock(w1, w2)
+        self.pool2 = nn.AvgPool2d(2)
+        self.bottom = ConvBlock(w2, w3)
+        self.up2 = UpBlock(w3, w2)
+        self.dec2 = ConvBlock(2 * w2, w2)
+        self.up1 = UpBlock(w2, w1)
+        self.dec1 = ConvBlock(2 * w1, w1)
+        self.head = nn.Conv2d(w1, 1, kernel_size=1)
+        self.prob = nn.Sigmoid()
+        for m in self.modules():
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+                # He init keeps activation variance through the ReLU stack (the default
+                # init shrinks it layer by layer, which slows the start of training).
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+
+    def logits(self, image: Tensor) -> Tensor:
+        """Pre-sigmoid output (for a numerically stable training loss)."""
+        e1 = self.enc1(image)
+        e2 = self.enc2(self.pool1(e1))
+        b = self.bottom(self.pool2(e2))
+        d2 = self.dec2(torch.cat([self.up2(b), e2], dim=1))
+        d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
+        return self.head(d1)
+
+    def forward(self, image: Tensor) -> Tensor:
+        """Probability of cell interior per pixel, shape (N, 1, H, W); H, W divisible by 4."""
+        return self.prob(self.logits(image))
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Number of trainable parameters."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
