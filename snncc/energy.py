@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
-from snncc.ir.ops import Readout
+from snncc.ir.ops import Readout, SpikeInput
 from snncc.summary import POPULATIONS, population_size, synapse_count
 
 PJ = 1e-12
@@ -62,13 +63,14 @@ class EnergyConstants:
 
 
 def fan_out(graph: Graph) -> dict[str, float]:
-    """Synapses leaving each population, per neuron (readouts drive nothing)."""
+    """Synapses leaving each population, per neuron, the host-side input's included (its
+    spikes drive on-chip synapses); readouts drive nothing."""
     out: dict[str, float] = {}
     for op in graph.ops:
-        if isinstance(op, POPULATIONS) and not isinstance(op, Readout):
+        if isinstance(op, (*POPULATIONS, SpikeInput)) and not isinstance(op, Readout):
             users = graph.users(op.result)
             total = sum(synapse_count(u, graph.weights) for u in users)
-            out[op.result.name] = total / max(population_size(op), 1)
+            out[op.result.name] = total / math.prod(op.result.type.shape[1:])
     return out
 
 
@@ -79,12 +81,15 @@ def loihi_energy(
     chips: int = 1,
     interchip_fraction: float = 0.0,
     constants: EnergyConstants | None = None,
+    messages: float | None = None,
 ) -> dict[str, float]:
     """Joules per image on Loihi, by component.
 
-    `spikes` maps each population's name to its spike count for one image over `timesteps`;
-    `interchip_fraction` is the share of spike messages that cross chips (from the
-    placement's traffic estimate).
+    `spikes` maps each population's name to its spike count for one image over `timesteps`
+    (the host-side input's spikes cost synaptic ops and messages, not neuron updates);
+    `messages` is the number of spike messages (default: one per spike) and
+    `interchip_fraction` the share of them that crosses chips (see
+    snncc.evaluate.traffic).
     """
     c = constants or EnergyConstants()
     unknown = sorted(set(spikes) - {op.result.name for op in graph.ops})
@@ -92,7 +97,9 @@ def loihi_energy(
         raise SnnccError(f"spike counts name populations the graph does not have: {unknown}")
     fanouts = fan_out(graph)
     neurons = sum(population_size(op) for op in graph.ops if isinstance(op, POPULATIONS))
-    total_spikes = sum(spikes.values())
+    host = {op.result.name for op in graph.ops if isinstance(op, SpikeInput)}
+    total_spikes = sum(n for name, n in spikes.items() if name not in host)
+    messages = sum(spikes.values()) if messages is None else messages
     synops = sum(n * fanouts.get(name, 0.0) for name, n in spikes.items())
     updates = neurons * timesteps
     message_pj = c.spike_in_tile_pj + c.mean_hops_in_chip * c.tile_hop_pj
@@ -100,8 +107,8 @@ def loihi_energy(
         "synaptic_ops": synops * c.synop_pj * PJ,
         "neuron_updates": (total_spikes * c.neuron_update_active_pj
                            + max(updates - total_spikes, 0) * c.neuron_update_idle_pj) * PJ,
-        "spikes_within_chip": total_spikes * (1 - interchip_fraction) * message_pj * PJ,
-        "spikes_between_chips": total_spikes * interchip_fraction
+        "spikes_within_chip": messages * (1 - interchip_fraction) * message_pj * PJ,
+        "spikes_between_chips": messages * interchip_fraction
         * (message_pj + c.interchip_hops * c.tile_hop_pj) * PJ,
         "static": c.loihi_static_w_per_chip * chips * timesteps * c.loihi_step_s,
     }

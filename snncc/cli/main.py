@@ -13,10 +13,10 @@ import traceback
 from collections.abc import Sequence
 
 from snncc import __version__
-from snncc.cli import compile_cmd, inspect_cmd, list_cmd, opt_cmd, run_cmd
+from snncc.cli import compile_cmd, eval_cmd, inspect_cmd, list_cmd, opt_cmd, run_cmd
 from snncc.diagnostics import SnnccError
 
-SUBCOMMANDS = [compile_cmd, opt_cmd, inspect_cmd, run_cmd, list_cmd]
+SUBCOMMANDS = [compile_cmd, opt_cmd, inspect_cmd, run_cmd, eval_cmd, list_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,12 +26,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in SUBCOMMANDS:
         module.register(sub)
-    try:
-        from snncc.cli import eval_cmd
-    except ImportError:
-        eval_cmd = None
-    if eval_cmd is not None:
-        eval_cmd.register(sub)
     return parser
 
 

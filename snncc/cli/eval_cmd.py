@@ -1,0 +1,152 @@
+"""`snncc eval OUTDIR --data DIR --timesteps T`: ANN versus SNN accuracy and energy.
+
+The ANN is the ONNX model the compiled directory was made from (report.json's
+`source_model`, or --onnx), run by onnxruntime; the SNN is the compiled graph run by the
+numpy spiking simulator (--mode ideal or loihi). DIR holds image/N.png and label/N.png
+(label 255 = foreground). Images larger than the model input are tiled; --crops K scores K
+seeded random crops per image instead. Metrics: pixel accuracy, foreground IoU, Dice and
+the foreground-restricted Rand error, plus each layer's mean firing rate, and the energy
+per inference on Loihi versus the ANN on a CPU / GPU (docs/energy.md). --sweep scores the
+SNN again at other timestep counts. The summary (without per-image rows) is recorded in
+OUTDIR/report.json under "evaluation" unless --no-record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from snncc.diagnostics import SnnccError, UsageError
+
+COLUMNS = ("pixel_accuracy", "iou", "dice", "rand_error")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="compare ANN and SNN accuracy and energy on labelled images",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("compiled", type=Path, help="a directory written by `snncc compile`")
+    p.add_argument("--data", type=Path, required=True,
+                   help="directory with image/N.png and label/N.png")
+    p.add_argument("--timesteps", type=int, help="timesteps per image (default: the graph's)")
+    p.add_argument("--mode", choices=["ideal", "loihi"], default="ideal",
+                   help="spiking simulator mode (default: ideal)")
+    p.add_argument("--crops", type=int, default=0, metavar="K",
+                   help="score K seeded random crops per image instead of tiling it")
+    p.add_argument("--seed", type=int, default=0, help="seed of the crops (default: 0)")
+    p.add_argument("--indices", help="images to use, e.g. 20-24 or 1,3 (default: all)")
+    p.add_argument("--onnx", type=Path, help="the ANN (default: report.json's source_model)")
+    p.add_argument("--sweep", metavar="T1,T2,...",
+                   help="also score the SNN at these timestep counts (accuracy versus T)")
+    p.add_argument("--plots", type=Path, metavar="DIR", help="write figures into DIR")
+    p.add_argument("--energy-constants", type=Path, metavar="FILE",
+                   help="JSON object overriding energy constants (docs/energy.md)")
+    p.add_argument("--batch-size", type=int, default=16, help="images simulated at once")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.add_argument("--no-record", action="store_true",
+                   help="do not record the summary in OUTDIR/report.json")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(run=run)
+
+
+def parse_sweep(text: str) -> tuple[int, ...]:
+    """`25,50,100` → (25, 50, 100)."""
+    try:
+        steps = tuple(int(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        steps = ()
+    if not steps or any(t < 1 for t in steps):
+        raise UsageError(f"--sweep '{text}': expected timestep counts ≥ 1 like 25,50,100")
+    return steps
+
+
+def _default_sweep(steps: int, delay: int) -> tuple[int, ...]:
+    """Four points up to T, each past the readout delay (for --plots without --sweep)."""
+    return tuple(sorted({max(delay + 1, steps * k // 4) for k in (1, 2, 3, 4)}))
+
+
+def run(args: argparse.Namespace) -> int:
+    from snncc.data import load_labelled, parse_indices
+    from snncc.energy import EnergyConstants
+    from snncc.evaluate import EvalSettings, OnnxModel, evaluate, load_compiled_dir
+    from snncc.ir.ops import Readout
+
+    if args.crops < 0:
+        raise UsageError(f"--crops must be ≥ 0, got {args.crops}")
+    if args.timesteps is not None and args.timesteps < 1:
+        raise UsageError(f"--timesteps must be ≥ 1, got {args.timesteps}")
+    graph, report = load_compiled_dir(args.compiled)
+    constants = EnergyConstants.load(args.energy_constants)
+    onnx = args.onnx or (Path(report["source_model"]) if "source_model" in report else None)
+    if onnx is None:
+        raise SnnccError(f"{args.compiled}/report.json names no source_model; pass --onnx "
+                         "MODEL.onnx")
+    ann = OnnxModel(onnx)
+    if not args.data.is_dir():
+        raise SnnccError(f"{args.data}: no such directory (--data)")
+    data = load_labelled(args.data, parse_indices(args.indices) if args.indices else None)
+    steps = args.timesteps or graph.attrs.timesteps
+    sweep = parse_sweep(args.sweep) if args.sweep else ()
+    if args.plots and not sweep:
+        sweep = _default_sweep(steps, max((op.attrs.delay for op in graph.ops_of(Readout)),
+                                          default=0))
+    settings = EvalSettings(steps, args.mode, args.crops, args.seed, args.batch_size,
+                            not args.no_progress, sweep, args.plots is not None, constants)
+    ev = evaluate(graph, ann, data, settings)
+    result = ev.summary
+    if args.plots:
+        from snncc.evaluate.plots import write_plots
+
+        result["plots"] = [str(p) for p in write_plots(args.plots, ev)]
+    if not args.no_record and (args.compiled / "report.json").is_file():
+        _record(args.compiled / "report.json", report, result, args)
+    if args.json:
+        json.dump(result, sys.stdout, indent=2)
+        print()
+    else:
+        _print_table(result)
+    return 0
+
+
+def _record(path: Path, report: dict[str, Any], result: dict[str, Any],
+            args: argparse.Namespace) -> None:
+    from snncc.cli.common import write_json
+
+    report["evaluation"] = {"data": str(args.data.resolve()), "indices": args.indices,
+                            **{k: v for k, v in result.items() if k != "per_image"}}
+    write_json(path, report)
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    print(f"{result['images']} image(s) ({result['inferences']} inference(s)), "
+          f"T = {result['timesteps']}, mode {result['mode']}, mean rate "
+          f"{result['mean_rate_hz']:.1f} Hz, ANN/SNN pixel agreement "
+          f"{100 * result['ann_snn_agreement']:.2f} %")
+    print(f"{'':6}" + "".join(f"{c:>16}" for c in COLUMNS))
+    for key in ("ann", "snn"):
+        print(f"{key.upper():6}" + "".join(f"{result[key][c]:16.4f}" for c in COLUMNS))
+    for row in result.get("sweep", []):
+        print(f"  T = {row['timesteps']:5d}: SNN pixel accuracy "
+              f"{100 * row['snn']['pixel_accuracy']:.2f} % (gap {row['gap_points']:+.2f} "
+              f"points), {row['mean_rate_hz']:.1f} Hz, Loihi {1e6 * row['loihi_j']:.1f} µJ")
+    e = result["energy"]
+    counts = e["loihi_counts"]
+    print(f"energy per inference at T = {e['timesteps']}: Loihi "
+          f"{1e6 * e['loihi']['total']:.1f} µJ ({counts['synaptic_ops']:.3g} synaptic ops, "
+          f"{counts['chips']} chip(s), {100 * counts['interchip_fraction']:.1f} % of spike "
+          f"messages between chips); ANN on CPU {1e6 * e['ann']['cpu_measured']:.1f} µJ "
+          f"measured ({1e3 * e['ann']['cpu_seconds']:.2f} ms), "
+          f"{1e6 * e['ann']['cpu_counted']:.1f} µJ counted; GPU "
+          f"{1e6 * e['ann']['gpu_counted']:.1f} µJ counted")
+    ratio = e["ratio"]
+    if ratio["cpu_measured"] is not None:
+        print(f"ANN/Loihi energy ratio: CPU measured {ratio['cpu_measured']:.2f}x, CPU counted "
+              f"{ratio['cpu_counted']:.2f}x, GPU counted {ratio['gpu_counted']:.2f}x")
+    if counts["placement"] != "partition-chips":
+        print(f"note: {counts['placement']}")
+    for path in result.get("plots", []):
+        print(f"wrote {path}")
+    print("layer rates (Hz): " + ", ".join(f"{k} {v:.1f}"
+                                           for k, v in result["layer_rates_hz"].items()))

@@ -1,0 +1,29 @@
+"""Evaluation: segmentation metrics, the ANN-versus-SNN comparison on labelled images and
+its energy estimate (plots in `snncc.evaluate.plots`, which imports matplotlib)."""
+
+from snncc.evaluate.compare import (
+    EvalSettings,
+    Evaluation,
+    OnnxModel,
+    evaluate,
+    load_compiled_dir,
+)
+from snncc.evaluate.energy_report import energy_report, onnx_macs
+from snncc.evaluate.metrics import METRICS, rand_error, segmentation_metrics, to_mask
+from snncc.evaluate.traffic import ChipTraffic, chip_traffic
+
+__all__ = [
+    "METRICS",
+    "ChipTraffic",
+    "EvalSettings",
+    "Evaluation",
+    "OnnxModel",
+    "chip_traffic",
+    "energy_report",
+    "evaluate",
+    "load_compiled_dir",
+    "onnx_macs",
+    "rand_error",
+    "segmentation_metrics",
+    "to_mask",
+]

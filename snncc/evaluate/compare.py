@@ -1,0 +1,235 @@
+"""ANN versus SNN on labelled images: the same pixels through onnxruntime and the simulator.
+
+The ANN is the original ONNX model (the compiled directory's report.json names it as
+`source_model`), run by onnxruntime; the SNN is the compiled graph run by the numpy
+spiking simulator. Images larger than the model input are covered by tiles (overlaps
+averaged) and scored whole; with `crops` = K, K seeded random crops per image are scored
+instead, each as its own image. Energy is estimated per inference (one model input).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from snncc.data import LabelledImages, random_crops, stitch, tiles
+from snncc.diagnostics import SnnccError
+from snncc.energy import EnergyConstants
+from snncc.evaluate.energy_report import energy_report, onnx_macs
+from snncc.evaluate.metrics import mean_metrics, segmentation_metrics, to_mask
+from snncc.ir.graph import Graph
+from snncc.ir.ops import IF, LIF
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How to evaluate: `timesteps` None means the graph's own; `sweep` lists further
+    timestep counts at which the SNN is scored again (accuracy versus T)."""
+
+    timesteps: int | None = None
+    mode: str = "ideal"
+    crops: int = 0
+    seed: int = 0
+    batch_size: int = 16
+    progress: bool = True
+    sweep: tuple[int, ...] = ()
+    neuron_rates: bool = False
+    constants: EnergyConstants = field(default_factory=EnergyConstants)
+
+
+@dataclass
+class Evaluation:
+    """The JSON-ready `summary` and the arrays plots need: evaluated images, labels, the
+    ANN's and SNN's foreground maps (N×H×W) and, if asked for, per-neuron rates (Hz) of
+    each layer over all images."""
+
+    summary: dict[str, Any]
+    images: np.ndarray
+    labels: np.ndarray
+    ann: np.ndarray
+    snn: np.ndarray
+    neuron_rates_hz: dict[str, np.ndarray]
+
+
+def load_compiled_dir(path: Path) -> tuple[Graph, dict[str, Any]]:
+    """model.snnir and report.json of a directory written by `snncc compile`."""
+    from snncc.ir.io import load_ir
+
+    if not path.is_dir():
+        raise SnnccError(f"{path}: no such directory; give the output directory of "
+                         "`snncc compile MODEL.onnx -o DIR`")
+    ir = path / "model.snnir"
+    if not ir.is_file():
+        raise SnnccError(f"{path}: not a compiled directory (no model.snnir); run "
+                         "`snncc compile MODEL.onnx -o DIR` first")
+    report_path = path / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+    return load_ir(ir), report
+
+
+class OnnxModel:
+    """The ANN: an onnxruntime session on the CPU, run on N×C×H×W batches."""
+
+    def __init__(self, path: Path) -> None:
+        import onnxruntime as ort
+
+        if not path.is_file():
+            raise SnnccError(f"{path}: the source ONNX model is not there; pass --onnx PATH")
+        self.path = path
+        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0]
+
+    def check_fits(self, graph: Graph) -> None:
+        """Refuse a model whose input or output does not match the compiled graph's."""
+        expect = graph.inputs[0].type.shape[1:], graph.outputs[0].type.shape[1:]
+        for what, value, shape in (("input", self.input, expect[0]),
+                                   ("output", self.session.get_outputs()[0], expect[1])):
+            dims = value.shape[1:]
+            if len(dims) != len(shape) or any(isinstance(d, int) and d != s
+                                               for d, s in zip(dims, shape, strict=False)):
+                raise SnnccError(f"{self.path}: {what} '{value.name}' is "
+                                 f"{list(value.shape)}, the compiled graph's is "
+                                 f"[N, {', '.join(map(str, shape))}]; is this the model it "
+                                 "was compiled from? (--onnx)")
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        if isinstance(self.input.shape[0], int) and self.input.shape[0] != len(batch):
+            return np.concatenate([self(batch[i:i + 1]) for i in range(len(batch))])
+        return np.asarray(self.session.run(None, {self.input.name: batch})[0], np.float32)
+
+    def seconds_per_inference(self, batch: np.ndarray, repeats: int = 8) -> float:
+        """Median wall time of one-image inferences (after one warm-up run)."""
+        self(batch[:1])
+        times = []
+        for i in range(repeats):
+            start = time.perf_counter()
+            self(batch[i % len(batch):i % len(batch) + 1])
+            times.append(time.perf_counter() - start)
+        return float(np.median(times))
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """Model-input batch (tiles or crops) and how each scored image is put back together."""
+
+    batch: np.ndarray
+    labels: np.ndarray
+    names: list[str]
+    layout: list[tuple[int, int, list[tuple[int, int]], tuple[int, int]]]
+
+
+def _prepare(shape: tuple[int, ...], data: LabelledImages, settings: EvalSettings) -> _Inputs:
+    _, channels, height, width = shape
+    images, labels, names = data.images, data.labels, list(data.names)
+    if images.shape[1] < height or images.shape[2] < width:
+        raise SnnccError(f"images are {images.shape[2]}x{images.shape[1]}, smaller than the "
+                         f"model input {width}x{height}")
+    if settings.crops > 0:
+        images, labels = random_crops(images, labels, settings.crops, height, width,
+                                      settings.seed)
+        names = [f"{n}#{k}" for n in data.names for k in range(settings.crops)]
+    pieces, layout = [], []
+    for image in images:
+        t, origins = tiles(image, height, width)
+        layout.append((len(pieces), len(t), origins, image.shape))
+        pieces.extend(t)
+    batch = np.repeat(np.stack(pieces)[:, None].astype(np.float32), channels, axis=1)
+    return _Inputs(batch, labels, names, layout)
+
+
+def _foreground(out: np.ndarray, inputs: _Inputs) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Stitched foreground maps (N×H×W, last channel) and masks of a model-input output."""
+    maps, masks = [], []
+    for start, count, origins, size in inputs.layout:
+        full = np.stack([stitch(out[start:start + count, c], origins, size)
+                         for c in range(out.shape[1])])
+        maps.append(full[-1])
+        masks.append(to_mask(full))
+    return np.stack(maps), masks
+
+
+def _with_population_outputs(graph: Graph) -> Graph:
+    """A shallow copy of `graph` whose outputs also include every IF/LIF population (the
+    simulator then returns each neuron's mean rate × amplitude)."""
+    out = copy.copy(graph)
+    out.outputs = [*graph.outputs, *(op.result for op in graph.ops if isinstance(op, (IF, LIF)))]
+    return out
+
+
+def _score(masks: list[np.ndarray], labels: np.ndarray) -> list[dict[str, float]]:
+    return [segmentation_metrics(m, lab) for m, lab in zip(masks, labels, strict=True)]
+
+
+def evaluate(graph: Graph, ann: OnnxModel, data: LabelledImages, settings: EvalSettings
+             ) -> Evaluation:
+    """Score the ANN and the SNN on `data`, and estimate energy per inference."""
+    from snncc.targets.numpy.spiking import run_spiking
+
+    ann.check_fits(graph)
+    macs = onnx_macs(ann.path, {ann.input.name: graph.inputs[0].type.shape})
+    inputs = _prepare(graph.inputs[0].type.shape, data, settings)
+    ann_maps, ann_masks = _foreground(ann(inputs.batch), inputs)
+    cpu_seconds = ann.seconds_per_inference(inputs.batch)
+    ann_rows = _score(ann_masks, inputs.labels)
+    steps = graph.attrs.timesteps if settings.timesteps is None else settings.timesteps
+    populations = [op for op in graph.ops if isinstance(op, (IF, LIF))]
+    runs: dict[int, dict[str, Any]] = {}
+    for t in sorted({steps, *settings.sweep}):
+        want_rates = settings.neuron_rates and t == steps
+        run = run_spiking(_with_population_outputs(graph) if want_rates else graph,
+                          [inputs.batch], mode=settings.mode, timesteps=t,
+                          batch_size=settings.batch_size, progress=settings.progress)
+        maps, masks = _foreground(run.outputs[0], inputs)
+        spikes = {k: v["spikes_per_image"] for k, v in run.stats["layers"].items()}
+        runs[t] = {"maps": maps, "masks": masks, "rows": _score(masks, inputs.labels),
+                   "stats": run.stats,
+                   "energy": energy_report(graph, spikes, t, macs, cpu_seconds,
+                                           settings.constants)}
+        if want_rates:
+            scale = 1.0 / graph.attrs.dt
+            runs[t]["rates"] = {op.result.name: out / op.attrs.amplitude * scale
+                                for op, out in zip(populations, run.outputs[1:], strict=True)}
+    main = runs[steps]
+    ann_mean = mean_metrics(ann_rows)
+    rows = [{"image": name, "ann": a, "snn": s}
+            for name, a, s in zip(inputs.names, ann_rows, main["rows"], strict=True)]
+    agreement = np.mean([(a == s).mean() for a, s in zip(ann_masks, main["masks"], strict=True)])
+    summary: dict[str, Any] = {
+        "ann": ann_mean,
+        "snn": mean_metrics(main["rows"]),
+        "timesteps": steps,
+        "dt": graph.attrs.dt,
+        "mode": settings.mode,
+        "mean_rate_hz": main["stats"]["mean_rate_hz"],
+        "layer_rates_hz": {k: v["rate_hz"] for k, v in main["stats"]["layers"].items()},
+        "ann_snn_agreement": float(agreement),
+        "images": len(rows),
+        "crops_per_image": settings.crops,
+        "inferences": len(inputs.batch),
+        "energy": main["energy"],
+        "per_image": rows,
+    }
+    if settings.sweep:
+        summary["sweep"] = [_sweep_row(t, r, ann_mean) for t, r in sorted(runs.items())]
+    return Evaluation(summary, _images(inputs), inputs.labels, ann_maps, main["maps"],
+                      main.get("rates", {}))
+
+
+def _sweep_row(steps: int, run: dict[str, Any], ann: dict[str, float]) -> dict[str, Any]:
+    snn = mean_metrics(run["rows"])
+    return {"timesteps": steps, "snn": snn,
+            "gap_points": 100 * (ann["pixel_accuracy"] - snn["pixel_accuracy"]),
+            "mean_rate_hz": run["stats"]["mean_rate_hz"],
+            "loihi_j": run["energy"]["loihi"]["total"], "ratio": run["energy"]["ratio"]}
+
+
+def _images(inputs: _Inputs) -> np.ndarray:
+    """The scored images (first channel), stitched back from the model-input batch."""
+    return np.stack([stitch(inputs.batch[start:start + count, 0], origins, size)
+                     for start, count, origins, size in inputs.layout])

@@ -1,0 +1,109 @@
+"""Figures of an evaluation (`snncc eval --plots DIR`), drawn with matplotlib's Agg backend:
+
+- `examples.png`: input, ground truth, ANN and SNN foreground maps side by side;
+- `accuracy_vs_timesteps.png`: SNN pixel accuracy at each swept T, the ANN's as a line;
+- `rate_histograms.png`: per layer, the histogram of its neurons' firing rates.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from snncc.diagnostics import SnnccError
+from snncc.evaluate.compare import Evaluation
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_examples(path: Path, ev: Evaluation, count: int = 4) -> None:
+    """A row per image: input, ground truth, ANN and SNN foreground maps (0..1)."""
+    plt = _pyplot()
+    n = min(count, len(ev.images))
+    fig, axes = plt.subplots(n, 4, figsize=(8, 2 * n + 0.4), squeeze=False)
+    columns = ("input", "ground truth", "ANN", f"SNN (T = {ev.summary['timesteps']})")
+    for i in range(n):
+        panels = (ev.images[i], ev.labels[i], ev.ann[i], ev.snn[i])
+        for j, (ax, panel) in enumerate(zip(axes[i], panels, strict=True)):
+            ax.imshow(panel, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(columns[j], fontsize=9)
+        axes[i][0].set_ylabel(ev.summary["per_image"][i]["image"], fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_sweep(path: Path, sweep: Sequence[dict[str, Any]], ann_accuracy: float,
+               mode: str) -> None:
+    """SNN pixel accuracy (%) versus timesteps, with the ANN's accuracy as a reference."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    steps = [row["timesteps"] for row in sweep]
+    ax.plot(steps, [100 * row["snn"]["pixel_accuracy"] for row in sweep], "o-",
+            label=f"SNN ({mode})")
+    ax.axhline(100 * ann_accuracy, color="k", ls="--", label="ANN")
+    ax.axhline(100 * ann_accuracy - 1, color="gray", ls=":", label="ANN − 1 point")
+    ax.set_xlabel("timesteps T")
+    ax.set_ylabel("pixel accuracy (%)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def plot_rate_histograms(path: Path, rates: dict[str, np.ndarray], resolution_hz: float
+                         ) -> None:
+    """One panel per layer: histogram of per-neuron firing rates (Hz) over all images; bins
+    are whole multiples of `resolution_hz` (1 / run time: rates are spike counts / time)."""
+    plt = _pyplot()
+    cols = min(4, len(rates))
+    rows = math.ceil(len(rates) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.2 * rows), squeeze=False)
+    top = max(float(r.max()) for r in rates.values()) or 1.0
+    width = resolution_hz * max(1, math.ceil(top / resolution_hz / 50))
+    bins = np.arange(-width / 2, top + width, width)
+    for ax, (name, r) in zip(axes.flat, rates.items(), strict=False):
+        ax.hist(r.ravel(), bins=bins, color="tab:blue")
+        ax.set_yscale("log")
+        ax.set_title(f"{name}\nmean {r.mean():.1f} Hz", fontsize=8)
+        ax.tick_params(labelsize=7)
+    for ax in list(axes.flat)[len(rates):]:
+        ax.axis("off")
+    fig.supxlabel("firing rate (Hz)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_plots(directory: Path, ev: Evaluation) -> list[Path]:
+    """All figures of `ev` into `directory` (created if needed); returns their paths."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SnnccError(f"{directory}: cannot create the plot directory: {err}") from None
+    written = [directory / "examples.png"]
+    plot_examples(written[0], ev)
+    if "sweep" in ev.summary:
+        written.append(directory / "accuracy_vs_timesteps.png")
+        plot_sweep(written[-1], ev.summary["sweep"], ev.summary["ann"]["pixel_accuracy"],
+                   ev.summary["mode"])
+    if ev.neuron_rates_hz:
+        written.append(directory / "rate_histograms.png")
+        run_seconds = ev.summary["timesteps"] * ev.summary["dt"]
+        plot_rate_histograms(written[-1], ev.neuron_rates_hz, 1.0 / run_seconds)
+    return written
