@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from snncc.cli.common import load_compiled
 from snncc.diagnostics import SnnccError
+from snncc.ir.graph import Graph
 from snncc.summary import summarize
 
 
@@ -34,6 +36,32 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+def placement(graph: Graph) -> dict[str, Any] | None:
+    """Chip of every block (from partition-chips) summarised per layer; None if unplaced."""
+    layers = {}
+    for op in graph.ops:
+        chips = getattr(op.attrs, "chips", ())
+        if chips:
+            per = Counter(chips)
+            layers[op.result.name] = {"block_shape": list(op.attrs.block_shape),
+                                      "blocks": len(chips),
+                                      "blocks_per_chip": {str(c): per[c] for c in sorted(per)}}
+    if not layers:
+        return None
+    used = Counter(c for op in graph.ops for c in getattr(op.attrs, "chips", ()))
+    return {"chips": len(used), "cores_per_chip": [used[c] for c in sorted(used)],
+            "layers": layers}
+
+
+def _render_placement(p: dict[str, Any]) -> list[str]:
+    rows = [[name, "x".join(map(str, x["block_shape"])), str(x["blocks"]),
+             ", ".join(f"{c}:{n}" for c, n in x["blocks_per_chip"].items())]
+            for name, x in p["layers"].items()]
+    return ["", f"placement: {p['chips']} chips, cores per chip "
+                f"{', '.join(map(str, p['cores_per_chip']))}",
+            _table(rows, ["value", "block shape", "blocks", "chip:blocks"])]
+
+
 def render(info: dict[str, Any]) -> str:
     s = info["summary"]
     out = [
@@ -48,6 +76,8 @@ def render(info: dict[str, Any]) -> str:
                  str(r["synapses"] or "")] for r in s["layers"]],
                ["value", "op", "shape", "neurons", "synapses"]),
     ]
+    if info.get("placement"):
+        out += _render_placement(info["placement"])
     for key in ("target_report", "pass_reports"):
         if info.get(key):
             out += ["", f"{key.replace('_', ' ')}:", json.dumps(info[key], indent=2)]
@@ -66,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         info: dict[str, Any] = {"summary": summarize(graph)}
     else:
         graph, report = load_compiled(path)
-        info = {"summary": summarize(graph),
+        info = {"summary": summarize(graph), "placement": placement(graph),
                 "target_report": report.get("target_report", {}),
                 "pass_reports": report.get("pass_reports", {})}
     print(json.dumps(info, indent=2) if args.json else render(info))

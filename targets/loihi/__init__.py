@@ -80,6 +80,23 @@ def _facts(graph: Graph, lowered: Lowered) -> dict[str, Any]:
             "readout": READOUT_NOTE, "layers": layers, "projections": projections}
 
 
+def _placement(lowered: Lowered, ctx: PassContext, outdir: Path) -> dict[str, Any]:
+    """Traffic of the IR's placement (rates as partition-chips used them) and its picture,
+    `placement.png`."""
+    from snncc.passes.partition_chips import block_graph, layer_rates, placement_of
+
+    from snncc.placement import plot_placement
+
+    rates, source = layer_rates(lowered, ctx)
+    blocks = block_graph(lowered, rates)
+    placement = placement_of(lowered, blocks)
+    plot_placement(blocks, placement, outdir / "placement.png")
+    return {"interchip_spikes_per_step": round(placement.interchip_spikes_per_step, 4),
+            "intrachip_spikes_per_step": round(placement.intrachip_spikes_per_step, 4),
+            "cores_per_chip": list(placement.cores_used),
+            "interchip_note": source, "placement_plot": "placement.png"}
+
+
 @dataclass(frozen=True)
 class LoihiTarget(Target):
     """Options: `max_seconds` and `max_memory_gb` refuse runs estimated to exceed them."""
@@ -87,7 +104,8 @@ class LoihiTarget(Target):
     name = "loihi"
     summary = "Intel Loihi through nengo-loihi: emulator here, hardware where NxSDK exists"
     default_pipeline = ("canonicalize,fold-batchnorm,fuse-linear,"
-                        "convert-activations{reset=zero},scale-rates,quantize-weights,tile-cores")
+                        "convert-activations{reset=zero},scale-rates,quantize-weights,tile-cores,"
+                        "partition-chips")
     modes = ("emulator", "hardware")
 
     max_seconds: float = 3600.0
@@ -134,7 +152,10 @@ class LoihiTarget(Target):
         lowered, facts = self.report(graph)
         build = _facts(graph, lowered)
         (outdir / "loihi.json").write_text(json.dumps(build, indent=2) + "\n")
-        return {**facts, "build_facts": "loihi.json"}
+        facts["build_facts"] = "loihi.json"
+        if facts["chips"] is not None:
+            facts.update(_placement(lowered, ctx, outdir))
+        return facts
 
     def run(self, graph: Graph, inputs: list[np.ndarray], mode: str,
             timesteps: int | None = None, progress: bool = False) -> RunResult:

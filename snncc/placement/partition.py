@@ -1,0 +1,178 @@
+"""`partition`: place blocks on Loihi chips so that as few spikes as possible cross chips.
+
+Several initial assignments (spatial bisection of the blocks' positions, layer order, the
+given order, multilevel recursive bisection from a few seeds, first-fit decreasing packing
+for multi-core blocks) are each refined by capacity-aware FM on the symmetrised traffic
+graph; the one with the smallest cut wins.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from snncc.placement import initial, multilevel
+from snncc.placement.errors import PlacementError
+from snncc.placement.graph import Adjacency, BlockGraph, traffic
+from snncc.placement.refine import refine, repair
+
+LOIHI_CORES_PER_CHIP = 128
+SKIP_FACTOR = 1.5
+MAX_RESTARTS = 4  # multilevel starts (different seeds) on small graphs ...
+RESTART_BLOCKS = 8000  # ... while restarts × blocks stays below this
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where each block runs: block name → (chip, first core on that chip); a block of
+    several cores occupies consecutive cores from there."""
+
+    assignment: dict[str, tuple[int, int]]
+    chips: int
+    cores_per_chip: int
+    cores_used: tuple[int, ...]
+    interchip_spikes_per_step: float
+    intrachip_spikes_per_step: float
+    strategy: str
+
+    def chip_of(self) -> dict[str, int]:
+        """Block name → chip."""
+        return {name: chip for name, (chip, _) in self.assignment.items()}
+
+    @property
+    def interchip_fraction(self) -> float:
+        """Share of all spike traffic that crosses chips (0 when there is no traffic)."""
+        total = self.interchip_spikes_per_step + self.intrachip_spikes_per_step
+        return self.interchip_spikes_per_step / total if total > 0 else 0.0
+
+
+def _positive_int(value: object, what: str, advice: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise PlacementError(f"{what} must be a whole number ≥ 1, got {value!r}; {advice}")
+    return int(value)
+
+
+def chips_needed(cores: list[int], cores_per_chip: int) -> int:
+    """Fewest chips: total cores / capacity, or more when first-fit decreasing packing of
+    multi-core blocks needs more."""
+    if not cores:
+        return 0
+    lower = math.ceil(sum(cores) / cores_per_chip)
+    if max(cores) == 1:
+        return lower
+    return max(lower, max(initial.first_fit_decreasing(cores, cores_per_chip)) + 1)
+
+
+def partition(graph: BlockGraph, cores_per_chip: int = LOIHI_CORES_PER_CHIP,
+              n_chips: int | None = None, seed: int = 0) -> Placement:
+    """Assign every block to a chip and cores on it, minimising inter-chip spikes per step.
+
+    Uses the fewest chips the blocks fit on; `n_chips` is how many chips are available (an
+    error if they are too few). To spread a network over more chips than it needs, lower
+    `cores_per_chip`. Deterministic for a given `seed`.
+    """
+    cores_per_chip = _positive_int(cores_per_chip, "cores_per_chip",
+                                   f"a Loihi chip has {LOIHI_CORES_PER_CHIP} cores")
+    if n_chips is not None:
+        n_chips = _positive_int(n_chips, "n_chips",
+                                "leave it unset to use the fewest chips that fit")
+    graph.validate(cores_per_chip)
+    cores = [b.cores for b in graph.blocks]
+    k = chips_needed(cores, cores_per_chip)
+    if n_chips is not None and k > n_chips:
+        raise PlacementError(
+            f"the network needs {sum(cores)} cores, which takes {k} chips of "
+            f"{cores_per_chip} cores, but only {n_chips} chips are available; "
+            f"use at least {k} chips (or smaller blocks)")
+    part, strategy = best_assignment(graph, k, cores_per_chip, seed)
+    return _placement(graph, part, cores_per_chip, strategy)
+
+
+def best_assignment(graph: BlockGraph, k: int, capacity: int,
+                    seed: int) -> tuple[np.ndarray, str]:
+    """The refined initial assignment with the smallest cut, and its strategy's name.
+
+    Starts are refined in order of their own cut; one whose cut exceeds `SKIP_FACTOR`
+    times the best refined cut so far is not refined (FM would not recover that much).
+    """
+    n = len(graph.blocks)
+    if k <= 1:
+        return np.zeros(n, dtype=np.int64), "single chip"
+    adj = Adjacency.from_graph(graph)
+    nbrs = adj.neighbours()
+    cores = adj.cores.tolist()
+    caps = [capacity] * k
+    starts = []
+    for name, make in _strategies(graph, nbrs, cores, k, capacity, seed):
+        start = make()
+        if start is not None:
+            start = repair(nbrs, cores, start, caps)
+        if start is not None:
+            starts.append((adj.cut(start), name, start))
+    starts.sort(key=lambda s: s[0])
+    best: tuple[float, np.ndarray, str] | None = None
+    for cut0, name, start in starts:
+        if best is not None and cut0 > SKIP_FACTOR * best[0]:
+            break
+        part = refine(nbrs, cores, start, caps, seed=seed)
+        cut = adj.cut(part)
+        if best is None or cut < best[0] - 1e-9:
+            best = (cut, part, name)
+    assert best is not None, "first-fit decreasing packing always fits k chips"
+    return best[1], best[2]
+
+
+def _strategies(graph: BlockGraph, nbrs: list, cores: list[int], k: int, capacity: int,
+                seed: int) -> list[tuple[str, Callable[[], np.ndarray | None]]]:
+    """(name, initial assignment) candidates that apply to this graph."""
+    n = len(cores)
+    out: list[tuple[str, Callable[[], np.ndarray | None]]] = []
+    pos = initial.normalised_positions(graph.blocks)
+    if pos is not None:
+        depth = np.array([b.layer_index if b.layer_index is not None else 0
+                          for b in graph.blocks], dtype=np.float64)
+        out.append(("spatial bisection",
+                    lambda: initial.spatial_bisection(pos, depth, cores, k)))
+    layered = initial.layer_order(graph.blocks)
+    if layered != list(range(n)):
+        out.append(("layer order", lambda: initial.by_order(layered, cores, k)))
+    out.append(("given order", lambda: initial.by_order(range(n), cores, k)))
+    restarts = min(MAX_RESTARTS, max(1, RESTART_BLOCKS // max(n, 1)))
+    for s in range(seed, seed + restarts):
+        out.append((f"multilevel bisection (seed {s})", lambda s=s:
+                    multilevel.recursive_bisection(nbrs, cores, k, capacity, s)))
+    if max(cores) > 1:
+        out.append(("first-fit decreasing",
+                    lambda: np.array(initial.first_fit_decreasing(cores, capacity))))
+    return out
+
+
+def _placement(graph: BlockGraph, part: np.ndarray, capacity: int,
+               strategy: str) -> Placement:
+    """Number chips densely (an empty chip is dropped), then `placement_from`."""
+    used = sorted(set(part.tolist()))
+    dense = np.searchsorted(used, part).tolist()
+    names = [b.name for b in graph.blocks]
+    return placement_from(graph, dict(zip(names, dense, strict=True)), capacity, strategy)
+
+
+def placement_from(graph: BlockGraph, chip_of: Mapping[str, int], cores_per_chip: int,
+                   strategy: str = "given") -> Placement:
+    """The placement block name → chip `chip_of` describes: cores on each chip in block
+    order, and the traffic totals. Raises `PlacementError` if a chip is over capacity."""
+    k = 1 + max(chip_of.values(), default=-1)
+    next_core = [0] * k
+    assignment: dict[str, tuple[int, int]] = {}
+    for b in graph.blocks:
+        chip = chip_of[b.name]
+        assignment[b.name] = (chip, next_core[chip])
+        next_core[chip] += b.cores
+    over = [c for c, used in enumerate(next_core) if used > cores_per_chip]
+    if over:
+        raise PlacementError(f"chip {over[0]} holds {next_core[over[0]]} cores, more than "
+                             f"its {cores_per_chip}")
+    inter, intra = traffic(graph, chip_of)
+    return Placement(assignment, k, cores_per_chip, tuple(next_core), inter, intra, strategy)
