@@ -78,10 +78,30 @@ def render(info: dict[str, Any]) -> str:
     ]
     if info.get("placement"):
         out += _render_placement(info["placement"])
-    for key in ("target_report", "pass_reports"):
-        if info.get(key):
-            out += ["", f"{key.replace('_', ' ')}:", json.dumps(info[key], indent=2)]
+    if info.get("target_report"):
+        out += _render_target(info["target_report"])
+    if info.get("pass_reports"):
+        out += ["", "pass reports (scalars; `--json` shows them whole):"]
+        out += [f"  {name}: {_scalars(rep)}" for name, rep in info["pass_reports"].items()]
     return "\n".join(out)
+
+
+def _scalars(report: dict[str, Any]) -> str:
+    """The scalar entries of a report, `key=value` (nested tables are left to --json)."""
+    items = [f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+             for k, v in report.items() if isinstance(v, (int, float, str, bool))]
+    return ", ".join(items) or "(tables only)"
+
+
+def _render_target(t: dict[str, Any]) -> list[str]:
+    """The target report as a few lines and a utilisation table."""
+    out = ["", f"target: {_scalars({k: v for k, v in t.items() if k != 'utilisation'})}"]
+    use = t.get("utilisation")
+    if isinstance(use, dict):
+        rows = [[k, str(v["limit"]), str(v["max"]), f"{v['mean']:.1f}",
+                 f"{100 * v['max_fraction']:.1f} %"] for k, v in use.items()]
+        out.append(_table(rows, ["per-core limit", "limit", "max", "mean", "max use"]))
+    return out
 
 
 def run(args: argparse.Namespace) -> int:
