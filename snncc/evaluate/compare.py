@@ -10,7 +10,6 @@ instead, each as its own image. Energy is estimated per inference (one model inp
 from __future__ import annotations
 
 import copy
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,18 +58,12 @@ class Evaluation:
 
 def load_compiled_dir(path: Path) -> tuple[Graph, dict[str, Any]]:
     """model.snnir and report.json of a directory written by `snncc compile`."""
-    from snncc.ir.io import load_ir
+    from snncc.cli.common import load_compiled
 
     if not path.is_dir():
         raise SnnccError(f"{path}: no such directory; give the output directory of "
                          "`snncc compile MODEL.onnx -o DIR`")
-    ir = path / "model.snnir"
-    if not ir.is_file():
-        raise SnnccError(f"{path}: not a compiled directory (no model.snnir); run "
-                         "`snncc compile MODEL.onnx -o DIR` first")
-    report_path = path / "report.json"
-    report = json.loads(report_path.read_text()) if report_path.is_file() else {}
-    return load_ir(ir), report
+    return load_compiled(path)
 
 
 class OnnxModel:
