@@ -29,6 +29,7 @@ from snncc.targets.loihi.lowering import Layer, Lowered, Projection, lower, wher
 from snncc.targets.loihi.resources import LIMIT_WORDS, LIMITS, Counter, block_grid
 
 from snncc.diagnostics import SnnccError
+from snncc.estimate import mean_rates
 from snncc.ir.graph import Graph
 from snncc.pipeline.pass_base import Pass, PassContext
 from snncc.placement import LOIHI_CORES_PER_CHIP, BlockGraph, Placement, partition
@@ -44,17 +45,12 @@ def block_name(layer: Layer, index: int) -> str:
 def layer_rates(lowered: Lowered, ctx: PassContext) -> tuple[dict[str, float] | None, str]:
     """Mean spikes per step per neuron of every on-chip population from the scale-rates
     report, and a note saying where the traffic estimate comes from (None: no rates)."""
-    measured = ctx.report.get("scale-rates", {}).get("layers", {})
-    rates: dict[str, float] = {}
-    for x in lowered.chip_layers():
-        info = measured.get(x.op.result.name, {})
-        mean, unit = info.get("mean_activation", math.nan), info.get("unit", math.nan)
-        rate = mean / unit if unit and unit > 0 else math.nan
-        if not math.isfinite(rate):
-            return None, ("fan-out counts: no mean rate from scale-rates, every neuron is "
-                          "assumed to spike once per step")
-        rates[x.op.result.name] = min(max(rate, 0.0), 1.0)
-    return rates, "scale-rates: mean rate of each layer"
+    measured = mean_rates(ctx.report)
+    names = [x.op.result.name for x in lowered.chip_layers()]
+    if not all(name in measured for name in names):
+        return None, ("fan-out counts: no mean rate from scale-rates, every neuron is "
+                      "assumed to spike once per step")
+    return {name: measured[name] for name in names}, "scale-rates: mean rate of each layer"
 
 
 def _reach_counts(counter: Counter, proj: Projection, src: Layer, src_grid: list[Block],

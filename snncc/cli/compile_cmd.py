@@ -10,6 +10,7 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from snncc import __version__
 from snncc.cli.common import (
@@ -21,6 +22,7 @@ from snncc.cli.common import (
     write_json,
 )
 from snncc.diagnostics import SnnccError, UsageError
+from snncc.estimate import compile_estimate
 from snncc.ir.io import save_ir
 from snncc.summary import summarize
 
@@ -88,11 +90,32 @@ def run(args: argparse.Namespace) -> int:
             "summary": summarize(graph),
             "pass_reports": ctx.report,
             "target_report": emitted,
+            "energy_estimate": compile_estimate(graph, ctx.report, args.model),
             "compile_seconds": round(time.perf_counter() - start, 3),
         }
         write_json(tmp / "report.json", report)
-    s = report["summary"]
-    print(f"compiled {args.model} for {target.name} → {outdir}/ "
-          f"({len(graph.ops)} ops, {s['neurons']} neurons, {s['synapses']} synapses)",
-          file=sys.stderr)
+    print(f"compiled {args.model} for {target.name} → {outdir}/", file=sys.stderr)
+    print(human_summary(report), file=sys.stderr)
     return 0
+
+
+def human_summary(report: dict[str, Any]) -> str:
+    """A few lines a person reads first: size, cores, chips, expected energy per image."""
+    s, t = report["summary"], report["target_report"] or {}
+    lines = [f"  {s['neurons']:,} neurons, {s['synapses']:,} synapses, "
+             f"{s['parameters']:,} parameters"]
+    if t.get("cores") is not None:
+        chips = t.get("chips") or t.get("chips_needed_at_least")
+        traffic = t.get("interchip_spikes_per_step")
+        lines.append(f"  {t['cores']} Loihi cores on {chips} chip(s)" + (
+            f"; {traffic:,.0f} spikes/step expected between chips" if traffic is not None
+            else ""))
+    e = report.get("energy_estimate")
+    if e:
+        loihi, ann = e["loihi"]["total"], e["ann"]
+        lines.append(
+            f"  energy per image, expected at T = {e['timesteps']}: Loihi "
+            f"{loihi * 1e3:.3g} mJ; ANN on this CPU {ann['cpu_measured'] * 1e3:.3g} mJ "
+            f"measured, {ann['cpu_counted'] * 1e3:.3g} mJ counted from MACs "
+            "(estimate from activation statistics; `snncc eval` measures it)")
+    return "\n".join(lines)
