@@ -13,8 +13,9 @@ population. This pass turns each ReLU into a population (`neuron.if` by default,
 The linear layer before the host activation (sigmoid / softmax) or before a graph output
 becomes `neuron.readout`: a non-spiking population whose mean input current over the run
 is the ANN's logit; the `act.*` op stays after it and runs on the host. Its `delay` is the
-number of spiking hops on the longest path from the input: each hop costs one step (as on
-Loihi), and the host leaves those steps out of the mean.
+number of spiking hops on the longest path from the input (each hop costs one step, as on
+Loihi) plus the lag of the synaptic filters on it (τ_s / dt each); the host leaves those
+steps out of the mean.
 
 The image enters as spikes by default (`input=spikes`): a `neuron.input` population on the
 host integrates each pixel value and spikes, as nengo-loihi feeds the first on-chip
@@ -23,7 +24,11 @@ a constant current into the first layer instead (exact input, no encoding noise;
 simulator-only option, since the chip takes spikes).
 
 Thresholds are `threshold` (scale-rates then sets the rates); `v-initial` starts every
-membrane at that fraction of the threshold.
+membrane at that fraction of the threshold. `tau-s` is the synaptic current filter of
+every population (seconds; default 0 with `reset=subtract` and 3 ms with `reset=zero`):
+a neuron that resets to zero and whose membrane cannot go below zero (Loihi) needs its
+excitatory and inhibitory input spikes merged into one current first, or it fires on
+every excitatory burst and throws away the overshoot of each large input spike.
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ from snncc.ir.ops import (
 from snncc.pipeline.pass_base import Pass, PassContext
 
 SPIKING = (SpikeInput, IF, LIF)
+DEFAULT_TAU_S = 0.003  # seconds; see docs/conversion.md ("Why loihi mode is the hard part")
 
 
 def _fail(op: Op, what: str) -> SnnccError:
@@ -127,11 +133,17 @@ def _projections(graph: Graph, z: Value, before: Op | None, wanted: list[tuple[V
 
 
 def readout_delays(graph: Graph) -> dict[int, int]:
-    """id(value) → spiking hops on the longest path from the graph input to it."""
+    """id(value) → steps on the slowest path from the graph input to it: one per spiking
+    hop, plus τ_s / dt for every population whose synaptic filter the signal crosses (the
+    filter's lag)."""
+    dt = graph.attrs.dt
     hops: dict[int, int] = {id(v): 0 for v in graph.inputs}
     for op in graph.ops:
         before = max((hops.get(id(v), 0) for v in op.inputs), default=0)
-        hops[id(op.result)] = before + (1 if isinstance(op, SPIKING) else 0)
+        cost = 0
+        if isinstance(op, SPIKING):
+            cost = 1 + round(getattr(op.attrs, "tau_s", 0.0) / dt)
+        hops[id(op.result)] = before + cost
     return hops
 
 
@@ -148,6 +160,7 @@ class ConvertActivations(Pass):
     tau: float = 0.02
     input: Literal["spikes", "current"] = "spikes"
     v_initial: float = 0.0
+    tau_s: float | None = None
 
     def __post_init__(self) -> None:
         check(self.threshold > 0, f"convert-activations: threshold must be > 0, got "
@@ -157,12 +170,22 @@ class ConvertActivations(Pass):
         check(self.tau > 0, f"convert-activations: tau must be > 0 seconds, got {self.tau}")
         check(0 <= self.v_initial < 1, "convert-activations: v-initial is a fraction of the "
               f"threshold in [0, 1), got {self.v_initial}")
+        check(self.tau_s is None or self.tau_s >= 0, "convert-activations: tau-s must be ≥ 0 "
+              f"seconds, got {self.tau_s}")
+
+    @property
+    def synapse(self) -> float:
+        """τ_s in seconds: as given, else 0 with reset=subtract and DEFAULT_TAU_S with
+        reset=zero."""
+        if self.tau_s is not None:
+            return self.tau_s
+        return DEFAULT_TAU_S if self.reset == "zero" else 0.0
 
     def _population(self, graph: Graph, relu: Op, wanted: list[tuple[Value, str]]) -> Value:
         inputs, bias = _projections(graph, relu.inputs[0], relu, wanted)
         bref = None if bias is None else graph.weights.add(f"{relu.result.name}.bias", bias)
         common = dict(v_threshold=self.threshold, reset=self.reset, refractory=self.refractory,
-                      bias=bref, v_initial=self.v_initial * self.threshold)
+                      bias=bref, v_initial=self.v_initial * self.threshold, tau_s=self.synapse)
         if self.neuron == "lif":
             return graph.add(LIF, inputs, LIF.Attrs(tau=self.tau, **common),
                              name=relu.result.name, loc=relu.loc, before=relu)

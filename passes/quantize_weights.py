@@ -19,6 +19,7 @@ from snncc.passes.fuse_linear import SYNAPSE, VIEWS
 from snncc.passes.quantize_weights_loihi import (
     QuantizeError,
     choose_format,
+    current_decay,
     quantize_bias,
     quantize_group,
     quantize_threshold,
@@ -70,9 +71,10 @@ def quantize_population(graph: Graph, pop: Op, bits: int) -> dict[str, object]:
     bias = (np.zeros(1) if pop.attrs.bias is None
             else graph.weights[pop.attrs.bias].astype(np.float64))
     threshold = getattr(pop.attrs, "v_threshold", 0.0)
+    _, u_infactor = current_decay(graph.attrs.dt, getattr(pop.attrs, "tau_s", 0.0))
     try:
         fmt = choose_format([float(np.abs(w).max()) for w in weights], threshold,
-                            float(np.abs(bias).max()), bits)
+                            float(np.abs(bias).max()), bits, u_infactor)
         new_threshold = quantize_threshold(threshold, fmt) if threshold else 0.0
     except QuantizeError as err:
         raise SnnccError(f"quantize-weights: {pop.loc.describe()}: {pop.name} "

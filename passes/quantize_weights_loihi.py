@@ -11,7 +11,10 @@ Per population ("block"), with w_max the largest |weight| over all its synapse g
   mantissa times 2^6 with the mantissa ≤ 2^17 - 1; bias = mantissa (|m| ≤ 4095) times
   2^e (0 ≤ e ≤ 7);
 - the compartment state is integer: input current 21 bits + sign per step, current and
-  u = current + bias 23 bits + sign.
+  u = current + bias 23 bits + sign;
+- a synaptic current filter (τ_s > 0, nengo's `Lowpass`) decays the current by the integer
+  `decay_u` each step; its weights are multiplied by `u_infactor` (the inverse of the
+  summed integer decay series), so voltages are in units 1 / u_infactor larger.
 
 `bits` < 8 keeps fewer mantissa bits the same way (shift_bits = 9 - bits).
 """
@@ -45,7 +48,7 @@ class QuantizeError(ValueError):
 class BlockFormat:
     """How one population's weights, bias and threshold are stored."""
 
-    v_scale: float  # integer voltage units per unit of v
+    v_scale: float  # integer voltage units per unit of v (weights: times u_infactor)
     w_scale: float  # 255 / w_max
     w_exp: int  # the block's weight exponent (0 … -7)
     group_exps: tuple[int, ...]  # each synapse group's exponent
@@ -61,15 +64,38 @@ class BlockFormat:
         return max(2 ** (self.bits - 1) - 1, 1)
 
 
+def decay_magnitude(decay: int, x0: float = 2.0**21, offset: int = 1) -> float:
+    """nengo-loihi's estimate of the summed series of integer decays of x0, over x0."""
+    q = 0.494  # expected loss per rounding, as nengo-loihi measured it
+    r = (2**DECAY_BITS - offset - decay) / 2**DECAY_BITS
+    n = -math.log1p(x0 * (1 - r) / q) / math.log(r)
+    principal = (1 - r ** (n + 1)) / (1 - r)
+    loss = q / ((1 - r) * x0) * (n + 1 - (1 - r ** (n + 1)) / (1 - r))
+    return principal - loss
+
+
+def current_decay(dt: float, tau_s: float) -> tuple[int, float]:
+    """The integer current decay of a synaptic filter τ_s and its weights' `u_infactor`.
+
+    τ_s = 0 (no filter, nengo's synapse=None) gives 4094: the current keeps under 1/4096 of
+    itself, i.e. each step's input is used once; its `u_infactor` is taken as exactly 1.
+    """
+    if tau_s == 0:
+        return 2**DECAY_BITS - 2, 1.0
+    d = -math.expm1(-dt / tau_s)
+    decay = round(min(max(d * (2**DECAY_BITS - 1) - 1, 0), 2**DECAY_BITS - 1))
+    return decay, 1.0 / decay_magnitude(decay)
+
+
 def choose_format(group_maxima: list[float], v_threshold: float, bias_abs_max: float,
-                  bits: int) -> BlockFormat:
+                  bits: int, u_infactor: float = 1.0) -> BlockFormat:
     """nengo-loihi's choice of scales and exponents for a block."""
     w_max = max(group_maxima, default=0.0)
     if w_max <= 1e-8:
         raise QuantizeError("it has no non-zero weights")
     w_scale = W_MAX_SCALED / w_max
     for w_exp in range(0, -8, -1):
-        v_scale = w_scale * 2.0 ** (6 + w_exp)
+        v_scale = w_scale * 2.0 ** (6 + w_exp) / u_infactor
         if round(v_threshold * v_scale) <= VTH_MAX and round(bias_abs_max * v_scale) <= BIAS_MAX:
             break
     else:

@@ -4,7 +4,9 @@ al. 2017).
 A population's spike rate per step codes its ANN activation a as a / u, u = λ / ρ: λ is the
 p-th percentile of its activations on calibration data (option `percentile`), ρ the target
 rate per step (`target-rate` × dt, at most 1: Loihi spikes at most once per step). So λ
-maps to the target rate and larger activations still fit up to 1/ρ times λ. Every
+maps to the target rate and larger activations still fit up to 1/ρ times λ. Without a
+`target-rate` the rate is chosen against the neurons' rate curve: 1000 Hz when every
+population resets by subtraction, 500 Hz when any resets to zero (at dt = 1 ms). Every
 projection is rescaled by its **own** source's unit u_src (skip connections and concat
 inputs come from layers with different scales):
 
@@ -35,6 +37,13 @@ from snncc.ir.location import OnnxLoc
 from snncc.ir.op import Op
 from snncc.ir.ops import IF, LIF, Readout, SpikeInput
 from snncc.pipeline.pass_base import Pass, PassContext
+
+# Default target rates (Hz at the percentile activation), measured on the EM U-Nets (see
+# docs/conversion.md): a soft-reset neuron's rate is linear up to one spike per step; a
+# reset-to-zero neuron's follows Loihi's staircase 1/⌈1/J⌉, which compensation keeps close
+# to linear up to about half a spike per step.
+SOFT_RESET_RATE_HZ = 1000.0
+RESET_ZERO_RATE_HZ = 500.0
 
 
 @dataclass(frozen=True)
@@ -156,22 +165,30 @@ class ScaleRates(Pass):
     establishes = frozenset({"normalized"})
 
     percentile: float = 99.9
-    target_rate: float = 250.0
+    target_rate: float | None = None
     compensate: bool = True
     batch_size: int = 16
 
     def __post_init__(self) -> None:
         check(0 < self.percentile <= 100, f"scale-rates: percentile must be in (0, 100], got "
               f"{self.percentile}")
-        check(self.target_rate > 0, f"scale-rates: target-rate must be > 0 Hz, got "
-              f"{self.target_rate}")
+        check(self.target_rate is None or self.target_rate > 0, "scale-rates: target-rate "
+              f"must be > 0 Hz, got {self.target_rate}")
+
+    def rate_hz(self, graph: Graph) -> float:
+        """The target rate: as given, else chosen against the populations' rate curve."""
+        if self.target_rate is not None:
+            return self.target_rate
+        zero = any(op.attrs.reset == "zero" for op in graph.ops if isinstance(op, (IF, LIF)))
+        return min(RESET_ZERO_RATE_HZ if zero else SOFT_RESET_RATE_HZ, 1 / graph.attrs.dt)
         check(self.batch_size >= 1, f"scale-rates: batch-size must be ≥ 1, got {self.batch_size}")
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         dt = graph.attrs.dt
-        rho = self.target_rate * dt
+        target = self.rate_hz(graph)
+        rho = target * dt
         if rho > 1.0 + 1e-12:
-            raise SnnccError(f"scale-rates: target-rate {self.target_rate:g} Hz at dt = "
+            raise SnnccError(f"scale-rates: target-rate {target:g} Hz at dt = "
                              f"{dt * 1e3:g} ms asks for {rho:g} spikes per step, but a neuron "
                              f"spikes at most once per step (Loihi too): use at most "
                              f"{1 / dt:g} Hz")
@@ -203,6 +220,6 @@ class ScaleRates(Pass):
                     "unit": units[op.result.name], "gain": gains.get(op.result.name, 1.0),
                     "dead": a.percentile <= 0}
         ctx.record(self.name, source=source, percentile=self.percentile,
-                   target_rate_hz=self.target_rate, spikes_per_step_at_percentile=rho,
+                   target_rate_hz=target, spikes_per_step_at_percentile=rho,
                    layers=layers)
         return True

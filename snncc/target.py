@@ -20,10 +20,15 @@ from snncc.pipeline.pass_base import PassContext
 
 @dataclass
 class RunResult:
-    """Outputs of a run (one array per graph output, batch first) and what was measured."""
+    """Outputs of a run (one array per graph output, batch first) and what was measured.
+
+    `frames` maps a timestep t to the outputs decoded from the first t steps (spiking runs
+    asked for them), to show the prediction converging.
+    """
 
     outputs: list[np.ndarray]
     stats: dict[str, Any] = field(default_factory=dict)
+    frames: dict[int, list[np.ndarray]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

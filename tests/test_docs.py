@@ -12,7 +12,7 @@ import pytest
 from snncc.ir import OP_REGISTRY
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-EXECUTED = ["ir.md", "writing-a-pass.md"]
+EXECUTED = ["ir.md", "writing-a-pass.md", "conversion.md"]
 
 
 def python_blocks(path: Path) -> list[str]:

@@ -3,6 +3,12 @@
 Inputs: `.npy` (N×C×H×W, C×H×W or H×W) or an image file (8-bit gray → [0, 1]). Output:
 `.npy` with the raw outputs, or `.png` with the first output channel of the first image
 as an 8-bit picture (probabilities 0..1 → 0..255).
+
+Spiking modes (`--mode ideal|loihi`; `spiking` means `ideal`, the default for a spiking
+graph on the numpy target) can show the prediction converging: `--frames FILE` writes
+the output decoded after K evenly spaced numbers of steps (`--frame-count K`), as a
+left-to-right PNG strip or an .npy stack (K×N×C×H×W). `--report FILE` writes what the
+run measured (per-layer firing rates and spike counts) as JSON.
 """
 
 from __future__ import annotations
@@ -13,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from snncc.cli.common import load_compiled, parse_target
-from snncc.diagnostics import SnnccError
+from snncc.cli.common import load_compiled, parse_target, write_json
+from snncc.diagnostics import SnnccError, UsageError
+from snncc.ir.ops import Readout
 from snncc.ir.types import TensorType
 
 
@@ -28,6 +35,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "target's first)")
     p.add_argument("--timesteps", type=int, help="timesteps for spiking modes")
     p.add_argument("-o", "--output", type=Path, help="output .npy or .png (default: print)")
+    p.add_argument("--frames", type=Path, metavar="FILE",
+                   help="spiking modes: the output as it converges, a .png strip or .npy")
+    p.add_argument("--frame-count", type=int, default=8, metavar="K",
+                   help="how many frames --frames shows (default 8)")
+    p.add_argument("--report", type=Path, metavar="FILE",
+                   help="write the run's measurements (rates, spike counts) as JSON")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(run=run)
 
@@ -57,24 +70,63 @@ def load_input(path: Path, expected: TensorType) -> np.ndarray:
     return array
 
 
+def frame_steps(first: int, steps: int, count: int) -> list[int]:
+    """`count` evenly spaced timesteps from just past the readout delay to `steps`."""
+    if count < 1:
+        raise UsageError(f"--frame-count must be ≥ 1, got {count}")
+    return sorted({round(first + (steps - first) * (k + 1) / count) for k in range(count)})
+
+
+def _picture(out: np.ndarray) -> np.ndarray:
+    """First output channel of the first image as 8-bit gray (0..1 → 0..255)."""
+    picture = np.clip(out[0, 0] if out.ndim == 4 else out[0], 0, 1)
+    return (picture * 255).round().astype(np.uint8)
+
+
+def _save(path: Path, array: np.ndarray) -> None:
+    if path.suffix == ".npy":
+        np.save(path, array)
+    else:
+        from PIL import Image
+
+        Image.fromarray(array).save(path)
+
+
 def run(args: argparse.Namespace) -> int:
     graph, report = load_compiled(args.compiled)
     target = parse_target(args.target or report.get("target", "numpy"))
-    mode = args.mode or target.modes[0]
+    mode = {"spiking": "ideal"}.get(args.mode, args.mode) if args.mode else None
+    if mode is None:
+        spiking = "spiking" in graph.attrs.properties and "ideal" in target.modes
+        mode = "ideal" if spiking else target.modes[0]
     inputs = [load_input(args.input, graph.inputs[0].type)]
-    result = target.run(graph, inputs, mode, timesteps=args.timesteps,
-                        progress=not args.no_progress)
+    if args.frames is None:
+        result = target.run(graph, inputs, mode, timesteps=args.timesteps,
+                            progress=not args.no_progress)
+    else:
+        if mode not in ("ideal", "loihi") or target.name != "numpy":
+            raise UsageError("--frames needs a spiking mode of the numpy target (--mode ideal "
+                             "or loihi)")
+        from snncc.targets.numpy.spiking import run_spiking
+
+        steps = args.timesteps or graph.attrs.timesteps
+        first = max((op.attrs.delay for op in graph.ops_of(Readout)), default=0) + 1
+        result = run_spiking(graph, inputs, mode, timesteps=steps,
+                             progress=not args.no_progress,
+                             frames=frame_steps(first, steps, args.frame_count))
+        stack = [result.frames[t][0] for t in sorted(result.frames)]
+        _save(args.frames, np.stack(stack) if args.frames.suffix == ".npy"
+              else np.concatenate([_picture(o) for o in stack], axis=1))
+        print(f"wrote {args.frames} (frames after {', '.join(map(str, sorted(result.frames)))} "
+              "steps)", file=sys.stderr)
     out = result.outputs[0]
     if args.output is None:
         np.set_printoptions(precision=4, threshold=64)
         print(out)
-    elif args.output.suffix == ".npy":
-        np.save(args.output, out)
     else:
-        from PIL import Image
-
-        picture = np.clip(out[0, 0] if out.ndim == 4 else out[0], 0, 1)
-        Image.fromarray((picture * 255).round().astype(np.uint8)).save(args.output)
-    if args.output is not None:
+        _save(args.output, out if args.output.suffix == ".npy" else _picture(out))
         print(f"wrote {args.output}", file=sys.stderr)
+    if args.report is not None:
+        write_json(args.report, {"mode": mode, **result.stats})
+        print(f"wrote {args.report}", file=sys.stderr)
     return 0

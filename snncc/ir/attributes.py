@@ -61,9 +61,15 @@ def format_attrs(pairs: list[tuple[str, Any]]) -> str:
     return " {" + ", ".join(f"{k} = {format_value(v)}" for k, v in pairs) + "}"
 
 
+OMIT_DEFAULT: dict[str, bool] = {"omit_default": True}
+"""Field metadata: print the field only when it differs from its default (a field added
+later this way leaves older dumps byte-identical; the parser fills in the default)."""
+
+
 def attr_pairs(attrs: Any) -> list[tuple[str, Any]]:
     """(name, value) of a typed attribute dataclass, in field order."""
-    return [(f.name, getattr(attrs, f.name)) for f in dataclasses.fields(attrs)]
+    return [(f.name, getattr(attrs, f.name)) for f in dataclasses.fields(attrs)
+            if not (f.metadata.get("omit_default") and getattr(attrs, f.name) == f.default)]
 
 
 def _describe(annotation: Any) -> str:

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal, Union, get_args, get_origin
 
-from snncc.diagnostics import UsageError, located
+from snncc.diagnostics import SnnccError, UsageError, located
 from snncc.ir.attributes import coerce, field_types
 
 _TOKEN = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_\-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s{}"]+)\s*')
@@ -22,6 +22,13 @@ _NAME = re.compile(r"\s*([A-Za-z0-9_][A-Za-z0-9_\-.]*)\s*")
 
 class PipelineError(UsageError):
     """A pipeline string that cannot be parsed or bound to pass options."""
+
+
+class OptionValueError(PipelineError):
+    """A well-formed option whose value the pass refuses (a SnnccError from the pass, e.g.
+    a percentile outside (0, 100]): bad input rather than bad usage, so exit code 1."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,10 @@ def bind(cls: type, spec: PassSpec, text: str, what: str = "pipeline") -> Any:
                         what) from None
     try:
         return cls(**kwargs)
+    except SnnccError as err:
+        message = str(err) if str(err).startswith(f"{spec.name}:") else f"{spec.name}: {err}"
+        raise OptionValueError(located(what, 1, spec.column, f"error: {message}", text)
+                               ) from None
     except (ValueError, TypeError) as err:
         raise _fail(text, spec.column, f"{spec.name}: {err}", what) from None
 

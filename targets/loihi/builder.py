@@ -181,10 +181,12 @@ def build(graph: Graph, lowered: Lowered, images: dict[str, np.ndarray],
             elif layer.op.attrs.block_shape is not None:
                 net.config[ens].block_shape = nengo_loihi.BlockShape(
                     tuple(layer.op.attrs.block_shape), tuple(layer.shape))
+            tau_s = getattr(layer.op.attrs, "tau_s", 0.0)
+            synapse = nengo.Lowpass(tau_s) if tau_s > 0 else None
             for p in layer.projections:
                 src = ensembles[lowered.source(p).op.result.name]
                 nengo.Connection(src.neurons, ens.neurons, transform=transform(p),
-                                 synapse=None, label=p.op.result.name)
+                                 synapse=synapse, label=p.op.result.name)
             if probe_all or name in needed:
                 probes[name] = nengo.Probe(ens.neurons, "output", synapse=None)
     return Built(net, ensembles, probes)

@@ -4,14 +4,16 @@ Both models step the same way (a spike leaves a population at step t and reaches
 synapses of the next at step t + 1, as on the chip). Per step, given the summed synaptic
 input `q`:
 
-ideal (float):  v ← v·(1 − d) + q + bias        (d = 0 for IF, 1 − e^(−dt/τ) for LIF)
+ideal (float):  i ← i·(1 − d_s) + d_s·q       (d_s = 1 − e^(−dt/τ_s); i = q without a filter)
+                v ← v·(1 − d) + i + bias        (d = 0 for IF, 1 − e^(−dt/τ) for LIF)
                 held at 0 while refractory; spike where v ≥ v_threshold; then
                 v ← v − v_threshold ("subtract") or 0 ("zero"). No lower bound on v.
 
 loihi (integer, as `nengo_loihi/emulator/interface.py` `CompartmentState.update`, with the
 compartment configured as nengo-loihi configures SpikingRectifiedLinear / LIF neurons fed
 by unfiltered (synapse=None) connections):
-                q wraps at 21 bits + sign; current ← decay(current, 4094 ⇒ keeps 1/4096) + q;
+                q wraps at 21 bits + sign; current ← decay(current, decay_u) + q (decay_u
+                = 4094 without a filter: the current keeps under 1/4096 of itself);
                 u ← current + bias (23 bits + sign); v ← decay(v, decay_v) + u;
                 v clipped to [0, 2^23 − 1]; v ← 0 while refractory; spike where v > vth;
                 v ← 0 on a spike (reset to zero, whatever the graph asks).
@@ -25,8 +27,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from snncc.passes.quantize_weights_loihi import DECAY_BITS, Q_BITS, U_BITS, V_MAX
-
-DECAY_U_UNFILTERED = 2**DECAY_BITS - 2  # round(1 · 4095) − 1: nengo-loihi's synapse=None
 
 
 def lif_decay(dt: float, tau: float) -> float:
@@ -58,8 +58,12 @@ class FloatNeurons:
     refractory: int = 0
     bias: np.ndarray | float = 0.0
     ref_count: np.ndarray | None = None
+    filter_d: float = 1.0  # d_s: the share of this step's input in the filtered current
+    current: np.ndarray | float = 0.0
 
     def step(self, q: np.ndarray | float) -> np.ndarray:
+        if self.filter_d != 1.0:
+            q = self.current = self.current * (1.0 - self.filter_d) + self.filter_d * q
         v = self.v
         if self.keep != 1.0:
             v *= self.keep
@@ -89,6 +93,7 @@ class LoihiNeurons:
     bias: np.ndarray | int
     keep_v: int  # 4096 − decay_v
     refractory: int = 0
+    decay_u: int = 2**DECAY_BITS - 2  # nengo-loihi's synapse=None
     current: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     ref_count: np.ndarray | None = None
     overflows: int = 0
@@ -101,7 +106,7 @@ class LoihiNeurons:
     def input(self, q: np.ndarray | int) -> np.ndarray:
         """Accumulate this step's synaptic input; return u = current + bias."""
         q, o1 = wrap(np.rint(np.asarray(q, np.float64)).astype(np.int64), Q_BITS)
-        cur = _decay_int(self.current, 2**DECAY_BITS - 1 - DECAY_U_UNFILTERED) + q
+        cur = _decay_int(self.current, 2**DECAY_BITS - 1 - self.decay_u) + q
         self.current, o2 = wrap(cur, U_BITS)
         u, o3 = wrap(self.current + self.bias, U_BITS)
         self.overflows += o1 + o2 + o3

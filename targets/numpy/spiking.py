@@ -3,7 +3,8 @@
 Modes: `ideal` (float dynamics, reset as each population says) and `loihi` (nengo-loihi's
 integer dynamics on the quantized graph; an unquantized graph is quantized to 8 bits on the
 fly). See `loihi_dynamics` for the neuron models. Synapse ops run the analog interpreter's
-kernels on the previous step's spikes (one step per hop, as on the chip); the input
+kernels on spikes: in `loihi` mode on the previous step's (one step per hop, as on the
+chip), in `ideal` mode on the same step's (no transmission delay); the input
 population and the readouts run on the host in float, as nengo-loihi runs the off-chip
 input ensemble and decodes probes. A readout's output is its mean input current (plus
 bias) over the steps after its `delay`; host ops after it (sigmoid, softmax) then run on
@@ -19,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from snncc.passes.fuse_linear import VIEWS
 from snncc.passes.quantize_weights import quantize_graph
+from snncc.passes.quantize_weights_loihi import current_decay
 from snncc.targets.numpy import kernels as K
 from snncc.targets.numpy.analog import ANALOG_KERNELS
 from snncc.targets.numpy.loihi_dynamics import FloatNeurons, LoihiNeurons, lif_decay
@@ -77,8 +79,9 @@ def _plan(graph: Graph, mode: str) -> _Plan:
     for op in graph.ops:
         if mode == "loihi" and isinstance(op, (IF, LIF, Readout)) and op.attrs.v_scale:
             scale[id(op.result)] = op.attrs.v_scale
+            _, u_infactor = current_decay(graph.attrs.dt, getattr(op.attrs, "tau_s", 0.0))
             for v in op.inputs:
-                scale[id(v)] = op.attrs.v_scale
+                scale[id(v)] = op.attrs.v_scale * u_infactor
     for op in graph.ops:
         if isinstance(op, SPIKING) or (isinstance(op, VIEWS) and id(op.inputs[0]) in spiking):
             spiking.add(id(op.result))
@@ -113,17 +116,19 @@ def _neurons(graph: Graph, op: Op, shape: tuple[int, ...], mode: str, plan: _Pla
     if isinstance(op, SpikeInput):
         return FloatNeurons(np.full(shape, a.v_initial, np.float32), a.v_threshold,
                             a.reset == "zero")
-    keep = 1.0 - lif_decay(graph.attrs.dt, a.tau) if isinstance(op, LIF) else 1.0
+    dt = graph.attrs.dt
+    keep = 1.0 - lif_decay(dt, a.tau) if isinstance(op, LIF) else 1.0
     if mode == "loihi":
         s = plan.scale[id(op.result)]
-        keep_v = 4096 - round(lif_decay(graph.attrs.dt, a.tau) * 4095) if isinstance(op, LIF) \
-            else 4096
+        keep_v = 4096 - round(lif_decay(dt, a.tau) * 4095) if isinstance(op, LIF) else 4096
         bias = np.rint(np.asarray(_bias(graph, op, s))).astype(np.int64)
         return LoihiNeurons(np.full(shape, round(a.v_initial * s), np.int64),
-                            round(a.v_threshold * s), bias, keep_v, a.refractory)
+                            round(a.v_threshold * s), bias, keep_v, a.refractory,
+                            current_decay(dt, a.tau_s)[0])
     return FloatNeurons(np.full(shape, a.v_initial, np.float32), a.v_threshold,
                         a.reset == "zero", keep, a.refractory, _bias(graph, op),
-                        np.zeros(shape, np.int32) if a.refractory else None)
+                        np.zeros(shape, np.int32) if a.refractory else None,
+                        lif_decay(dt, a.tau_s) if a.tau_s > 0 else 1.0)
 
 
 @dataclass
@@ -140,9 +145,23 @@ def _host(graph: Graph, ops: list[Op], env: dict[int, np.ndarray]) -> None:
                 op, [env[id(v)] for v in op.inputs], graph.weights)
 
 
+def _decode(plan: _Plan, sums: dict[int, np.ndarray], delays: dict[int, int],
+            done: int) -> dict[int, np.ndarray]:
+    """Readouts' mean current and populations' mean rate × amplitude after `done` steps."""
+    out = {}
+    for op in plan.loop:
+        key = id(op.result)
+        if isinstance(op, Readout):
+            out[key] = (sums[key] / (done - delays[key])).astype(np.float32)
+        elif isinstance(op, SPIKING):
+            out[key] = (sums[key] * (op.attrs.amplitude / done)).astype(np.float32)
+    return out
+
+
 def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int, mode: str,
-              stats: _Stats, tick) -> None:
-    """Run one chunk of images; add decoded values (readouts, populations) to `env`."""
+              stats: _Stats, tick, frames: dict[int, list[np.ndarray]]) -> None:
+    """Run one chunk of images; add decoded values (readouts, populations) to `env`, and the
+    graph outputs decoded after t steps to `frames[t]` for every t asked for."""
     n = env[id(graph.inputs[0])].shape[0]
     state: dict[int, object] = {}
     sums: dict[int, np.ndarray] = {}
@@ -200,17 +219,18 @@ def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int,
                     sums[key] += cur[key]
         prev = cur
         tick()
+        if t + 1 in frames:
+            snapshot = {id(graph.inputs[0]): env[id(graph.inputs[0])],
+                        **_decode(plan, sums, delays, t + 1)}
+            _host(graph, plan.host, snapshot)
+            frames[t + 1].append([snapshot[id(v)] for v in graph.outputs])
+    env.update(_decode(plan, sums, delays, steps))
     for op in plan.loop:
         key = id(op.result)
-        if isinstance(op, Readout):
-            env[key] = (sums[key] / (steps - delays[key])).astype(np.float32)
-        elif isinstance(op, SPIKING):
-            count = int(sums[key].sum())
-            stats.spikes[op.result.name] = stats.spikes.get(op.result.name, 0) + count
-            env[key] = (sums[key] * (op.attrs.amplitude / steps)).astype(np.float32)
-            if isinstance(state[key], LoihiNeurons):
-                stats.overflows += state[key].overflows
-        if isinstance(state.get(key), LoihiNeurons) and isinstance(op, Readout):
+        if isinstance(op, SPIKING):
+            stats.spikes[op.result.name] = (stats.spikes.get(op.result.name, 0)
+                                            + int(sums[key].sum()))
+        if isinstance(state.get(key), LoihiNeurons):
             stats.overflows += state[key].overflows
 
 
@@ -252,8 +272,12 @@ def _layer_stats(graph: Graph, stats: _Stats, images: int, steps: int) -> dict[s
 
 def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
                 timesteps: int | None = None, batch_size: int = 16,
-                progress: bool = False) -> RunResult:
-    """Simulate `graph` on N images for `timesteps` steps (default: the graph's own)."""
+                progress: bool = False, frames: Sequence[int] = ()) -> RunResult:
+    """Simulate `graph` on N images for `timesteps` steps (default: the graph's own).
+
+    `frames` lists timesteps at which to decode the outputs too (`RunResult.frames`); each
+    must lie past the readout delay and within the run.
+    """
     if mode not in MODES:
         raise UsageError(f"spiking mode '{mode}' is unknown (modes: {', '.join(MODES)})")
     steps = graph.attrs.timesteps if timesteps is None else timesteps
@@ -262,7 +286,13 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
     delays = [op.attrs.delay for op in graph.ops_of(Readout)]
     if delays and steps <= max(delays):
         raise UsageError(f"{steps} timesteps do not reach past the readout delay of "
-                         f"{max(delays)} steps (spikes need one step per layer); use more")
+                         f"{max(delays)} steps (one step per layer plus the lag of synaptic "
+                         "filters); use more")
+    first = max(delays, default=0) + 1
+    bad = [t for t in frames if not first <= t <= steps]
+    if bad:
+        raise UsageError(f"frame at step {bad[0]} lies outside the run: frames must lie in "
+                         f"{first}..{steps} (after the readout delay)")
     x = _check_inputs(graph, inputs)
     on_the_fly = mode == "loihi" and any(
         op.attrs.v_scale is None for op in graph.ops if isinstance(op, (IF, LIF)))
@@ -272,6 +302,7 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
     plan = _plan(graph, mode)
     stats = _Stats()
     outputs: list[list[np.ndarray]] = [[] for _ in graph.outputs]
+    per_chunk: dict[int, list[list[np.ndarray]]] = {t: [] for t in frames}
     from tqdm import tqdm
 
     chunks = range(0, len(x), batch_size)
@@ -280,7 +311,7 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
         for start in chunks:
             env = {id(graph.inputs[0]): x[start:start + batch_size]}
             _host(graph, plan.host, env)
-            _simulate(graph, plan, env, steps, mode, stats, lambda: bar.update(1))
+            _simulate(graph, plan, env, steps, mode, stats, lambda: bar.update(1), per_chunk)
             _host(graph, plan.host, env)
             for k, v in enumerate(graph.outputs):
                 outputs[k].append(env[id(v)])
@@ -290,4 +321,6 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
     if mode == "loihi":
         result_stats["overflows"] = stats.overflows
         result_stats["quantized_on_the_fly"] = on_the_fly
-    return RunResult([np.concatenate(parts) for parts in outputs], result_stats)
+    decoded = {t: [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
+               for t, chunks in per_chunk.items()}
+    return RunResult([np.concatenate(parts) for parts in outputs], result_stats, decoded)

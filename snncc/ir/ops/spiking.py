@@ -12,16 +12,21 @@ each block in row-major block order, set by `partition-chips`).
 `v_scale` (integer voltage units per unit of `v`; weights, bias and threshold times
 `v_scale` are the chip's integers), `weight_exps` (the power-of-two exponent of each input's
 synapse group, in input order) and `weight_error` (relative RMS error of the quantized
-weights). `v_initial` is the membrane voltage at the first step.
+weights). `v_initial` is the membrane voltage at the first step. `tau_s` (seconds) is the
+time constant of the synaptic current filter: 0 (the default) adds each step's synaptic
+input to the membrane as it arrives; τ_s > 0 low-passes it first, i ← i·e^(−dt/τ_s) +
+(1 − e^(−dt/τ_s))·q (Loihi's current decay; nengo's `Lowpass(τ_s)` synapse), so that
+excitatory and inhibitory spikes cancel before they reach a membrane that resets to zero
+and cannot go below zero.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from snncc.ir.attributes import WeightRef
+from snncc.ir.attributes import OMIT_DEFAULT, WeightRef
 from snncc.ir.op import Op, register_op
 from snncc.ir.ops.common import float_input, per_channel, require, same_shapes
 from snncc.ir.types import TensorType
@@ -70,6 +75,10 @@ def _quant_checks(attrs: Any, n_inputs: int) -> None:
     require(attrs.weight_error is None or attrs.weight_error >= 0, "weight_error must be ≥ 0")
 
 
+def _filter_check(attrs: Any) -> None:
+    require(attrs.tau_s >= 0, f"tau_s must be ≥ 0 seconds, got {attrs.tau_s}")
+
+
 @dataclass(frozen=True)
 class IFAttrs:
     v_threshold: float = 1.0
@@ -83,6 +92,7 @@ class IFAttrs:
     v_scale: float | None = None
     weight_exps: tuple[int, ...] = ()
     weight_error: float | None = None
+    tau_s: float = field(default=0.0, metadata=OMIT_DEFAULT)
 
 
 @register_op
@@ -101,6 +111,7 @@ class IF(Op):
     def infer(cls, in_types: list[TensorType], attrs: IFAttrs, weights: WeightStore):
         _neuron_checks(attrs.v_threshold, attrs.refractory, attrs.amplitude)
         _quant_checks(attrs, len(in_types))
+        _filter_check(attrs)
         return TensorType(_population_type(in_types, attrs, weights), "i1")
 
 
@@ -118,6 +129,7 @@ class LIFAttrs:
     v_scale: float | None = None
     weight_exps: tuple[int, ...] = ()
     weight_error: float | None = None
+    tau_s: float = field(default=0.0, metadata=OMIT_DEFAULT)
 
 
 @register_op
@@ -134,6 +146,7 @@ class LIF(Op):
         _neuron_checks(attrs.v_threshold, attrs.refractory, attrs.amplitude)
         require(attrs.tau > 0, f"tau must be > 0 seconds, got {attrs.tau}")
         _quant_checks(attrs, len(in_types))
+        _filter_check(attrs)
         return TensorType(_population_type(in_types, attrs, weights), "i1")
 
 
