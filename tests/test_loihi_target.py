@@ -187,7 +187,7 @@ def test_unknown_target_gets_did_you_mean(capsys, tmp_path):
 def test_example_unet_compiles_builds_and_runs(tmp_path):
     out = tmp_path / "unet.snncc"
     assert main(["compile", str(EXAMPLE), "--target", "loihi", "-o", str(out),
-                 "--no-progress"]) == 0
+                 "--stats", str(EXAMPLE.with_suffix(".stats.json")), "--no-progress"]) == 0
     report = json.loads((out / "report.json").read_text())["target_report"]
     for use in report["utilisation"].values():
         assert use["max"] <= use["limit"]
