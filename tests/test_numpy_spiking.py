@@ -199,3 +199,23 @@ def test_cli_run_bad_frames(compiled, tmp_path, capsys):
                  str(tmp_path / "f.png"), "--frame-count", "0", "--no-progress"])
     assert code == 2
     assert "--frame-count must be ≥ 1, got 0" in capsys.readouterr().err
+
+
+def test_cli_run_tiles_an_image_larger_than_the_input(compiled, tmp_path):
+    """A 12×20 gray image through an 8×8 model: covering tiles, stitched back; each tile's
+    pixels equal a run on that tile alone where tiles do not overlap."""
+    out, _ = compiled
+    big = (np.random.default_rng(9).random((12, 20)) * 255).astype(np.uint8)
+    image = tmp_path / "big.png"
+    Image.fromarray(big).save(image)
+    npy = tmp_path / "big.npy"
+    assert main(["run", str(out), "--input", str(image), "--timesteps", "60", "--mode",
+                 "ideal", "-o", str(npy), "--no-progress"]) == 0
+    whole = np.load(npy)
+    assert whole.shape == (1, 1, 12, 20)
+    corner = tmp_path / "corner.npy"
+    np.save(corner, (big[:8, :8] / 255.0).astype(np.float32))
+    alone = tmp_path / "alone.npy"
+    assert main(["run", str(out), "--input", str(corner), "--timesteps", "60", "--mode",
+                 "ideal", "-o", str(alone), "--no-progress"]) == 0
+    np.testing.assert_allclose(whole[0, 0, :4, :8], np.load(alone)[0, 0, :4, :8], atol=1e-6)

@@ -1,6 +1,8 @@
 """`snncc run OUTDIR --input X`: run a compiled network on an image or an array.
 
-Inputs: `.npy` (N×C×H×W, C×H×W or H×W) or an image file (8-bit gray → [0, 1]). Output:
+Inputs: `.npy` (N×C×H×W, C×H×W or H×W) or an image file (8-bit gray → [0, 1]); one gray
+image larger than the model input (an EM slice, say) is covered by model-sized tiles whose
+outputs are stitched back (overlaps averaged), as `snncc eval` does. Output:
 `.npy` with the raw outputs, or `.png` with the first output channel of the first image
 as an 8-bit picture (probabilities 0..1 → 0..255).
 
@@ -15,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from snncc.cli.common import load_compiled, parse_target, write_json
+from snncc.data import stitch, tiles
 from snncc.diagnostics import SnnccError, UsageError
 from snncc.ir.ops import Readout
 from snncc.ir.types import TensorType
@@ -45,8 +49,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def load_input(path: Path, expected: TensorType) -> np.ndarray:
-    """Read an array or image and shape it as a batch of the graph's input."""
+@dataclass(frozen=True)
+class Tiling:
+    """How a large gray image was cut into model-sized tiles, to put the outputs back."""
+
+    origins: list[tuple[int, int]]
+    size: tuple[int, int]
+
+    def stitch(self, out: np.ndarray) -> np.ndarray:
+        """Tile outputs (n×C×h×w) → one image's output (1×C×H×W)."""
+        return np.stack([stitch(out[:, c], self.origins, self.size)
+                         for c in range(out.shape[1])])[None]
+
+
+def load_input(path: Path, expected: TensorType) -> tuple[np.ndarray, Tiling | None]:
+    """Read an array or image and shape it as a batch of the graph's input (tiled when it
+    is one gray image larger than the input)."""
     if not path.is_file():
         raise SnnccError(f"{path}: no such input file")
     if path.suffix == ".npy":
@@ -62,12 +80,19 @@ def load_input(path: Path, expected: TensorType) -> np.ndarray:
         except (UnidentifiedImageError, OSError) as err:
             raise SnnccError(f"{path}: not a readable image: {err}") from None
     per_image = expected.shape[1:]
+    channels, height, width = per_image if len(per_image) == 3 else (0, 0, 0)
+    gray = array.squeeze()
+    if (channels == 1 and gray.ndim == 2 and gray.shape != (height, width)
+            and gray.shape[0] >= height and gray.shape[1] >= width):
+        pieces, origins = tiles(gray, height, width)
+        return pieces[:, None], Tiling(origins, gray.shape)
     while array.ndim < len(expected.shape):
         array = array[None]
     if array.shape[1:] != per_image:
         raise SnnccError(f"{path}: input of shape {list(array.shape)} does not fit the model "
-                         f"input {expected} (each image must be {'x'.join(map(str, per_image))})")
-    return array
+                         f"input {expected} (each image must be {'x'.join(map(str, per_image))}"
+                         ", or one gray image at least that large)")
+    return array, None
 
 
 def frame_steps(first: int, steps: int, count: int) -> list[int]:
@@ -99,14 +124,16 @@ def run(args: argparse.Namespace) -> int:
     if mode is None:
         spiking = "spiking" in graph.attrs.properties and "ideal" in target.modes
         mode = "ideal" if spiking else target.modes[0]
-    inputs = [load_input(args.input, graph.inputs[0].type)]
+    batch, tiling = load_input(args.input, graph.inputs[0].type)
+    inputs = [batch]
+    whole = tiling.stitch if tiling is not None else (lambda out: out)
     if args.frames is None:
         result = target.run(graph, inputs, mode, timesteps=args.timesteps,
                             progress=not args.no_progress)
     else:
         if mode not in ("ideal", "loihi") or target.name != "numpy":
-            raise UsageError("--frames needs a spiking mode of the numpy target (--mode ideal "
-                             "or loihi)")
+            raise UsageError("--frames needs a spiking mode of the numpy target (--target "
+                             "numpy --mode ideal or loihi)")
         from snncc.targets.numpy.spiking import run_spiking
 
         steps = args.timesteps or graph.attrs.timesteps
@@ -114,12 +141,12 @@ def run(args: argparse.Namespace) -> int:
         result = run_spiking(graph, inputs, mode, timesteps=steps,
                              progress=not args.no_progress,
                              frames=frame_steps(first, steps, args.frame_count))
-        stack = [result.frames[t][0] for t in sorted(result.frames)]
+        stack = [whole(result.frames[t][0]) for t in sorted(result.frames)]
         _save(args.frames, np.stack(stack) if args.frames.suffix == ".npy"
               else np.concatenate([_picture(o) for o in stack], axis=1))
         print(f"wrote {args.frames} (frames after {', '.join(map(str, sorted(result.frames)))} "
               "steps)", file=sys.stderr)
-    out = result.outputs[0]
+    out = whole(result.outputs[0])
     if args.output is None:
         np.set_printoptions(precision=4, threshold=64)
         print(out)
