@@ -147,7 +147,7 @@ def chips_by_layer(graph: BlockGraph, placement: Placement) -> dict[str, dict[in
 
 @dataclass(frozen=True)
 class PartitionChips(Pass):
-    """Options: `chips` (chips available; 0 = the fewest that fit), `cores-per-chip`
+    """Options: `chips` (chips available; unset = the fewest that fit), `cores-per-chip`
     (at most 128; lower it to spread a network over more chips), `seed`."""
 
     name = "partition-chips"
@@ -155,13 +155,13 @@ class PartitionChips(Pass):
     requires = frozenset({"tiled"})
     establishes = frozenset({"placed"})
 
-    chips: int = 0
+    chips: int | None = None
     cores_per_chip: int = LOIHI_CORES_PER_CHIP
     seed: int = 0
 
     def __post_init__(self) -> None:
-        check(self.chips >= 0, f"partition-chips: chips must be ≥ 0 (0 = the fewest chips "
-              f"that fit), got {self.chips}")
+        check(self.chips is None or self.chips >= 1, f"partition-chips: chips must be ≥ 1 "
+              f"(leave it out for the fewest chips that fit), got {self.chips}")
         check(1 <= self.cores_per_chip <= LOIHI_CORES_PER_CHIP,
               f"partition-chips: cores-per-chip must be in 1..{LOIHI_CORES_PER_CHIP} (a "
               f"Loihi chip has {LOIHI_CORES_PER_CHIP} cores), got {self.cores_per_chip}")
@@ -173,7 +173,7 @@ class PartitionChips(Pass):
         rates, source = layer_rates(lowered, ctx)
         blocks = block_graph(lowered, rates)
         try:
-            placement = partition(blocks, self.cores_per_chip, self.chips or None, self.seed)
+            placement = partition(blocks, self.cores_per_chip, self.chips, self.seed)
         except SnnccError as err:
             raise SnnccError(f"partition-chips: {err}") from None
         chip_of = placement.chip_of()

@@ -106,8 +106,9 @@ def test_too_few_chips_says_how_many_are_needed():
 
 
 @pytest.mark.parametrize(("pipeline", "message"), [
-    ("partition-chips{chips=-1}", r"chips must be ≥ 0 \(0 = the fewest chips that fit\), "
-                                  r"got -1"),
+    ("partition-chips{chips=0}", r"chips must be ≥ 1 \(leave it out for the fewest chips "
+                                 r"that fit\), got 0"),
+    ("partition-chips{chips=-1}", r"chips must be ≥ 1 .*got -1"),
     ("partition-chips{cores-per-chip=129}", r"cores-per-chip must be in 1..128 \(a Loihi "
                                             r"chip has 128 cores\), got 129"),
     ("partition-chips{cores-per-chip=0}", r"cores-per-chip must be in 1..128"),
