@@ -112,3 +112,19 @@ def test_weights_mismatch_is_reported_with_the_dump(dump, tmp_path, capsys):
     assert main(["inspect", str(dump)]) == 1
     err = capsys.readouterr().err
     assert "does not match" in err and "tiny.snnir" in err
+
+
+def test_reports_are_strict_json(tmp_path):
+    """NaN and infinities (e.g. an unknown mean activation) are written as null."""
+    import json
+
+    from snncc.cli.common import write_json
+
+    path = tmp_path / "r.json"
+    write_json(path, {"mean": float("nan"), "rates": [float("inf"), 1.5], "n": 3})
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"non-standard JSON constant {constant}")
+
+    assert json.loads(path.read_text(), parse_constant=refuse) == {
+        "mean": None, "rates": [None, 1.5], "n": 3}

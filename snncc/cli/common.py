@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -96,7 +97,19 @@ def atomic_directory(outdir: Path, force: bool) -> Iterator[Path]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
+    """Strict JSON (NaN and infinities, which JSON lacks, become null)."""
+    path.write_text(json.dumps(_finite(data), indent=2, sort_keys=False, allow_nan=False,
+                               default=_jsonable) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _jsonable(value: Any) -> Any:

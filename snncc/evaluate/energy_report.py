@@ -13,8 +13,8 @@ from snncc.evaluate.traffic import chip_traffic
 from snncc.ir.graph import Graph
 from snncc.ir.ops import IF, LIF, Readout
 from snncc.ir.ops.spiking import block_count
+from snncc.placement import LOIHI_CORES_PER_CHIP
 
-CORES_PER_CHIP = 128  # Davies et al. 2018; nengo-loihi's allocators use the same
 NO_PLACEMENT = ("no chip placement in the IR (run partition-chips): inter-chip spikes "
                 "counted as zero")
 
@@ -32,7 +32,7 @@ def _chips_from_blocks(graph: Graph) -> int:
     cores = sum(block_count(op.result.type.shape[1:], op.attrs.block_shape)
                 for op in graph.ops
                 if isinstance(op, (IF, LIF, Readout)) and op.attrs.block_shape is not None)
-    return max(1, -(-cores // CORES_PER_CHIP))
+    return max(1, -(-cores // LOIHI_CORES_PER_CHIP))
 
 
 def energy_report(graph: Graph, spikes: Mapping[str, float], timesteps: int, macs: int,

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from snncc.targets.loihi.allocator import CORES_PER_CHIP
 from snncc.targets.loihi.builder import import_nengo, neuron_problem
 from snncc.targets.loihi.lowering import SYNAPSE_OPS, Lowered, lower
 from snncc.targets.loihi.resources import POP32_SLOTS, Counter, summarize_use
@@ -23,6 +22,7 @@ from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
 from snncc.ir.ops import IF, LIF, Flatten, Readout, Reshape, Sigmoid, Softmax, SpikeInput
 from snncc.pipeline.pass_base import PassContext
+from snncc.placement import LOIHI_CORES_PER_CHIP
 from snncc.summary import synapse_count
 from snncc.target import RunResult, Target
 
@@ -139,7 +139,7 @@ class LoihiTarget(Target):
                             for p in x.projections),
             "cores": len(blocks),
             "chips": chips,
-            "chips_needed_at_least": math.ceil(len(blocks) / CORES_PER_CHIP),
+            "chips_needed_at_least": math.ceil(len(blocks) / LOIHI_CORES_PER_CHIP),
             "utilisation": summarize_use(blocks),
             "interchip_spikes_per_step": 0 if chips == 1 else None,
             "interchip_note": ("all blocks on one chip" if chips == 1 else

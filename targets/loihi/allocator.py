@@ -12,8 +12,7 @@ from typing import Any
 from snncc.targets.loihi.builder import import_nengo
 
 from snncc.diagnostics import SnnccError
-
-CORES_PER_CHIP = 128  # nengo_loihi/hardware/allocators.py: Greedy(cores_per_chip=128)
+from snncc.placement import LOIHI_CORES_PER_CHIP
 
 
 def placement_allocator(chips: dict[Any, tuple[int, ...]]) -> Any:
@@ -44,9 +43,9 @@ def placement_allocator(chips: dict[Any, tuple[int, ...]]) -> Any:
                 if id(block) not in placed:
                     raise SnnccError(f"block {block} has no chip in the placement")
                 chip = board.chips[placed[id(block)]]
-                if len(chip.cores) == CORES_PER_CHIP:
-                    raise SnnccError(f"the placement puts more than {CORES_PER_CHIP} blocks on "
-                                     f"chip {placed[id(block)]}")
+                if len(chip.cores) == LOIHI_CORES_PER_CHIP:
+                    raise SnnccError(f"the placement puts more than {LOIHI_CORES_PER_CHIP} "
+                                     f"blocks on chip {placed[id(block)]}")
                 self.block_to_new_core(block, chip)
             board.probes.extend(model.probes)
             return board
