@@ -23,12 +23,14 @@ class RunResult:
     """Outputs of a run (one array per graph output, batch first) and what was measured.
 
     `frames` maps a timestep t to the outputs decoded from the first t steps (spiking runs
-    asked for them), to show the prediction converging.
+    asked for them), to show the prediction converging; `frame_stats` maps it to what had
+    been measured by then (per-layer spikes and rates, as in `stats["layers"]`).
     """
 
     outputs: list[np.ndarray]
     stats: dict[str, Any] = field(default_factory=dict)
     frames: dict[int, list[np.ndarray]] = field(default_factory=dict)
+    frame_stats: dict[int, dict[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -219,3 +219,19 @@ def test_cli_run_tiles_an_image_larger_than_the_input(compiled, tmp_path):
     assert main(["run", str(out), "--input", str(corner), "--timesteps", "60", "--mode",
                  "ideal", "-o", str(alone), "--no-progress"]) == 0
     np.testing.assert_allclose(whole[0, 0, :4, :8], np.load(alone)[0, 0, :4, :8], atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["ideal", "loihi"])
+def test_frames_equal_shorter_runs(mode):
+    """A frame after t steps (outputs and spike counts, batched in chunks) is what a run of
+    exactly t steps gives, so one run can score a whole sweep of timestep counts."""
+    graph = analog_unet()
+    convert(graph, LOIHI, calibration=images(8, seed=5))
+    x = images(6)
+    long = run_spiking(graph, [x], mode, timesteps=90, frames=[40, 90], batch_size=4)
+    short = run_spiking(graph, [x], mode, timesteps=40, batch_size=4)
+    np.testing.assert_array_equal(long.frames[40][0], short.outputs[0])
+    np.testing.assert_array_equal(long.frames[90][0], long.outputs[0])
+    assert long.frame_stats[40]["layers"] == short.stats["layers"]
+    assert long.frame_stats[90]["layers"] == long.stats["layers"]
+    assert long.frame_stats[40]["mean_rate_hz"] == pytest.approx(short.stats["mean_rate_hz"])

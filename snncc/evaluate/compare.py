@@ -172,22 +172,25 @@ def evaluate(graph: Graph, ann: OnnxModel, data: LabelledImages, settings: EvalS
     ann_rows = _score(ann_masks, inputs.labels)
     steps = graph.attrs.timesteps if settings.timesteps is None else settings.timesteps
     populations = [op for op in graph.ops if isinstance(op, (IF, LIF))]
+    checkpoints = sorted({steps, *settings.sweep})
+    run = run_spiking(_with_population_outputs(graph) if settings.neuron_rates else graph,
+                      [inputs.batch], mode=settings.mode, timesteps=checkpoints[-1],
+                      batch_size=settings.batch_size, progress=settings.progress,
+                      frames=checkpoints)
     runs: dict[int, dict[str, Any]] = {}
-    for t in sorted({steps, *settings.sweep}):
-        want_rates = settings.neuron_rates and t == steps
-        run = run_spiking(_with_population_outputs(graph) if want_rates else graph,
-                          [inputs.batch], mode=settings.mode, timesteps=t,
-                          batch_size=settings.batch_size, progress=settings.progress)
-        maps, masks = _foreground(run.outputs[0], inputs)
-        spikes = {k: v["spikes_per_image"] for k, v in run.stats["layers"].items()}
+    for t in checkpoints:
+        outputs, stats = run.frames[t], run.frame_stats[t]
+        maps, masks = _foreground(outputs[0], inputs)
+        spikes = {k: v["spikes_per_image"] for k, v in stats["layers"].items()}
         runs[t] = {"maps": maps, "masks": masks, "rows": _score(masks, inputs.labels),
-                   "stats": run.stats,
+                   "stats": stats,
                    "energy": energy_report(graph, spikes, t, macs, cpu_seconds,
                                            settings.constants)}
-        if want_rates:
-            scale = 1.0 / graph.attrs.dt
-            runs[t]["rates"] = {op.result.name: out / op.attrs.amplitude * scale
-                                for op, out in zip(populations, run.outputs[1:], strict=True)}
+    if settings.neuron_rates:
+        scale = 1.0 / graph.attrs.dt
+        runs[steps]["rates"] = {
+            op.result.name: out / op.attrs.amplitude * scale
+            for op, out in zip(populations, run.frames[steps][1:], strict=True)}
     main = runs[steps]
     ann_mean = mean_metrics(ann_rows)
     rows = [{"image": name, "ann": a, "snn": s}

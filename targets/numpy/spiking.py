@@ -135,6 +135,7 @@ def _neurons(graph: Graph, op: Op, shape: tuple[int, ...], mode: str, plan: _Pla
 class _Stats:
     spikes: dict[str, int] = field(default_factory=dict)
     overflows: int = 0
+    frame_spikes: dict[int, dict[str, int]] = field(default_factory=dict)
 
 
 def _host(graph: Graph, ops: list[Op], env: dict[int, np.ndarray]) -> None:
@@ -224,6 +225,11 @@ def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int,
                         **_decode(plan, sums, delays, t + 1)}
             _host(graph, plan.host, snapshot)
             frames[t + 1].append([snapshot[id(v)] for v in graph.outputs])
+            counts = stats.frame_spikes.setdefault(t + 1, {})
+            for op in plan.loop:
+                if isinstance(op, SPIKING):
+                    name = op.result.name
+                    counts[name] = counts.get(name, 0) + int(sums[id(op.result)].sum())
     env.update(_decode(plan, sums, delays, steps))
     for op in plan.loop:
         key = id(op.result)
@@ -275,8 +281,9 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
                 progress: bool = False, frames: Sequence[int] = ()) -> RunResult:
     """Simulate `graph` on N images for `timesteps` steps (default: the graph's own).
 
-    `frames` lists timesteps at which to decode the outputs too (`RunResult.frames`); each
-    must lie past the readout delay and within the run.
+    `frames` lists timesteps at which to decode the outputs too (`RunResult.frames`, with
+    the spike counts up to then in `RunResult.frame_stats`); each must lie past the readout
+    delay and within the run.
     """
     if mode not in MODES:
         raise UsageError(f"spiking mode '{mode}' is unknown (modes: {', '.join(MODES)})")
@@ -323,4 +330,7 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
         result_stats["quantized_on_the_fly"] = on_the_fly
     decoded = {t: [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
                for t, chunks in per_chunk.items()}
-    return RunResult([np.concatenate(parts) for parts in outputs], result_stats, decoded)
+    frame_stats = {t: _layer_stats(graph, _Stats(spikes=counts), len(x), t)
+                   for t, counts in stats.frame_spikes.items()}
+    return RunResult([np.concatenate(parts) for parts in outputs], result_stats, decoded,
+                     frame_stats)
