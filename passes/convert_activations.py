@@ -37,7 +37,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
-from snncc.passes.fuse_linear import SYNAPSE, VIEWS, is_source, restore_names
+from snncc.passes.fuse_linear import SYNAPSE, is_source, restore_names
 from snncc.passes.fuse_linear_maps import ungroup
 from snncc.passes.remove_dead_ops import remove_dead_ops
 from snncc.passes.spiking_options import check
@@ -57,6 +57,7 @@ from snncc.ir.ops import (
     Relu,
     SpikeInput,
 )
+from snncc.ir.ops.analog import VIEWS, through_views
 from snncc.pipeline.pass_base import Pass, PassContext
 
 SPIKING = (SpikeInput, IF, LIF)
@@ -252,8 +253,6 @@ class ConvertActivations(Pass):
         """Every synapse op must read a population (or, with input=current, the input)."""
         for op in graph.ops:
             if isinstance(op, SYNAPSE):
-                src = op.inputs[0]
-                while isinstance(src.owner, VIEWS):
-                    src = src.owner.inputs[0]
+                src = through_views(op.inputs[0])
                 if src.owner is not None and not isinstance(src.owner, SPIKING):
                     raise _fail(op, f"reads {src.owner.name} '%{src.name}', not a population")

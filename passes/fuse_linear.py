@@ -49,16 +49,14 @@ from snncc.ir.ops import (
     Conv2d,
     ConvTranspose2d,
     Dense,
-    Flatten,
-    Reshape,
     SumPool2d,
     Upsample,
 )
+from snncc.ir.ops.analog import VIEWS
 from snncc.pipeline.pass_base import Pass, PassContext
 
 LINEAR = (Conv2d, ConvTranspose2d, AvgPool2d, SumPool2d, Upsample, AffineConst, Dense)
 SYNAPSE = (Conv2d, ConvTranspose2d, Dense)
-VIEWS = (Flatten, Reshape)
 
 
 def is_source(v: Value) -> bool:

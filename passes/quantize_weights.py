@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from snncc.passes.fuse_linear import SYNAPSE, VIEWS
+from snncc.passes.fuse_linear import SYNAPSE
 from snncc.passes.quantize_weights_loihi import (
     QuantizeError,
     choose_format,
@@ -30,6 +30,7 @@ from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph, Value
 from snncc.ir.op import Op
 from snncc.ir.ops import IF, LIF, Readout, SpikeInput
+from snncc.ir.ops.analog import through_views
 from snncc.pipeline.pass_base import Pass, PassContext
 
 POPULATIONS = (IF, LIF, Readout)
@@ -37,9 +38,7 @@ POPULATIONS = (IF, LIF, Readout)
 
 def source_population(v: Value) -> Op | None:
     """The spiking op a synapse op's input comes from (through flatten/reshape views)."""
-    op = v.owner
-    while isinstance(op, VIEWS):
-        op = op.inputs[0].owner
+    op = through_views(v).owner
     return op if isinstance(op, (IF, LIF, SpikeInput)) else None
 
 

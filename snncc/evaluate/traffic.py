@@ -18,9 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from snncc.ir.graph import Graph
-from snncc.ir.op import Op
-from snncc.ir.ops import IF, LIF, Readout, SpikeInput
-from snncc.passes.fuse_linear import VIEWS
+from snncc.ir.ops import IF, LIF, Readout
+from snncc.passes.quantize_weights import source_population
 from snncc.placement.graph import traffic
 
 
@@ -42,20 +41,12 @@ class ChipTraffic:
         return self.interchip_messages / self.messages if self.messages > 0 else 0.0
 
 
-def _source(op: Op) -> Op | None:
-    """The population a synapse op reads, looking through views (flatten, reshape)."""
-    src = op.inputs[0].owner if op.inputs else None
-    while isinstance(src, VIEWS):
-        src = src.inputs[0].owner
-    return src if isinstance(src, (SpikeInput, IF, LIF)) else None
-
-
 def _one_per_spike(graph: Graph, spikes: Mapping[str, float]) -> float:
     """Messages when every spike is one message per projection it feeds (no placement)."""
     total = 0.0
     for syn in graph.ops:
         feeds = any(isinstance(u, (IF, LIF, Readout)) for u in graph.users(syn.result))
-        src = _source(syn) if feeds else None
+        src = source_population(syn.inputs[0]) if feeds and syn.inputs else None
         if src is not None:
             total += spikes.get(src.result.name, 0.0)
     return total

@@ -41,13 +41,12 @@ from snncc.ir.ops import (
     Conv2d,
     ConvTranspose2d,
     Dense,
-    Flatten,
     Readout,
-    Reshape,
     SpikeInput,
     SumPool2d,
     Upsample,
 )
+from snncc.ir.ops.analog import through_views
 
 SPIKING = (IF, LIF, SpikeInput)
 SYNAPSE_OPS = (Conv2d, ConvTranspose2d, Dense, AvgPool2d, SumPool2d, Upsample)
@@ -148,7 +147,7 @@ class Lowered:
         return {id(layer.op): layer for layer in self.layers}
 
     def source(self, proj: Projection) -> Layer:
-        return self.by_op[id(spike_source(proj.op.inputs[0]).owner)]
+        return self.by_op[id(through_views(proj.op.inputs[0]).owner)]
 
     @cached_property
     def consumers(self) -> dict[int, list[tuple[Projection, Layer]]]:
@@ -273,13 +272,6 @@ def projection(op: Op, graph: Graph) -> Projection:
     return _pool_projection(op, graph)
 
 
-def spike_source(v: Value) -> Value:
-    """The value itself, or the population a chain of flatten / reshape views reads."""
-    while isinstance(v.owner, (Flatten, Reshape)):
-        v = v.owner.inputs[0]
-    return v
-
-
 def lower(graph: Graph) -> Lowered:
     """Classify populations and express their synapse ops in nengo's geometry.
 
@@ -296,7 +288,7 @@ def lower(graph: Graph) -> Lowered:
         host: list[Op | Value] = []
         for v in op.inputs:
             src = v.owner
-            pre = spike_source(src.inputs[0]) if isinstance(src, SYNAPSE_OPS) else None
+            pre = through_views(src.inputs[0]) if isinstance(src, SYNAPSE_OPS) else None
             if id(v) in graph_inputs or (pre is not None and id(pre) in graph_inputs):
                 host.append(v if id(v) in graph_inputs else src)
             elif pre is not None and isinstance(pre.owner, SPIKING):

@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from snncc.passes.fuse_linear import VIEWS
 from snncc.passes.quantize_weights import quantize_graph
 from snncc.passes.quantize_weights_loihi import current_decay
 from snncc.targets.numpy import kernels as K
@@ -30,6 +29,7 @@ from snncc.ir.graph import Graph
 from snncc.ir.location import OnnxLoc
 from snncc.ir.op import Op
 from snncc.ir.ops import IF, LIF, Conv2d, ConvTranspose2d, Dense, Readout, SpikeInput
+from snncc.ir.ops.analog import VIEWS, through_views
 from snncc.target import RunResult
 
 MODES = ("ideal", "loihi")
@@ -94,9 +94,7 @@ def _plan(graph: Graph, mode: str) -> _Plan:
                                  "population but is not a synapse op; run fuse-linear and "
                                  "convert-activations first")
             w = graph.weights[op.attrs.weight].astype(np.float64)
-            src = op.inputs[0].owner
-            while isinstance(src, VIEWS):
-                src = src.inputs[0].owner
+            src = through_views(op.inputs[0]).owner
             if isinstance(src, SPIKING):
                 w = w * src.attrs.amplitude
             if id(op.result) in scale:

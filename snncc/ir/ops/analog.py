@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from snncc.ir.attributes import WeightRef
 from snncc.ir.op import NoAttrs, Op, register_op
@@ -25,6 +26,9 @@ from snncc.ir.ops.common import (
 )
 from snncc.ir.types import TensorType
 from snncc.ir.weights import WeightStore
+
+if TYPE_CHECKING:
+    from snncc.ir.graph import Value
 
 Pair = tuple[int, int]
 Quad = tuple[int, int, int, int]
@@ -395,3 +399,14 @@ class Softmax(Op):
         float_input(x)
         require(-x.rank <= attrs.axis < x.rank, f"axis {attrs.axis} out of range for {x}")
         return x
+
+
+VIEWS = (Flatten, Reshape)
+
+
+def through_views(v: Value) -> Value:
+    """`v` itself, or the value a chain of flatten / reshape views of it starts from (views
+    only relabel a population's neurons)."""
+    while isinstance(v.owner, VIEWS):
+        v = v.owner.inputs[0]
+    return v
