@@ -20,9 +20,9 @@ from snncc.targets.loihi.builder import build
 from snncc.targets.loihi.lowering import lower
 from snncc.targets.loihi.runner import simulator
 from snncc.targets.numpy import NumpyTarget
+from snncc.targets.numpy.spiking import readout_delay
 
 from snncc.cli.common import load_compiled
-from snncc.ir.ops import Readout
 from snncc.pipeline import PassContext
 
 
@@ -50,7 +50,7 @@ def main() -> None:
     x = np.random.default_rng(0).random((1, *g.inputs[0].type.shape[1:])).astype(np.float32)
     # A run must pass the readout's delay; the difference of two runs is the cost of
     # `steps` more steps, without the per-run setup.
-    first = max((op.attrs.delay for op in g.ops_of(Readout)), default=0) + 1
+    first = readout_delay(g) + 1
     NumpyTarget().run(g, [x], "loihi", timesteps=first)  # warm-up
     seconds = []
     for steps in (first, first + args.steps):

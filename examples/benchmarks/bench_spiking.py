@@ -20,11 +20,10 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from snncc.targets.numpy.spiking import run_spiking
+from snncc.targets.numpy.spiking import readout_delay, run_spiking
 
 from snncc.data import load_labelled, random_crops
 from snncc.frontend.onnx import import_onnx
-from snncc.ir.ops import Readout
 from snncc.pipeline import PassContext, PassManager, parse_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,7 +90,7 @@ def gap_curve(graph, data: Crops, mode: str, steps: list[int], ann_acc: float
               ) -> tuple[dict[int, float], float]:
     """Gap per T (nan where T does not pass the readout delay) from one run; also the
     seconds per image·timestep of that run."""
-    delay = max(op.attrs.delay for op in graph.ops_of(Readout))
+    delay = readout_delay(graph)
     frames = [t for t in steps if t > delay]
     start = time.perf_counter()
     result = run_spiking(graph, [data.images], mode, timesteps=max(steps), frames=frames,

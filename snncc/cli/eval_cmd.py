@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from snncc.data import load_labelled, parse_indices
     from snncc.energy import EnergyConstants
     from snncc.evaluate import EvalSettings, OnnxModel, evaluate, load_compiled_dir
-    from snncc.ir.ops import Readout
+    from snncc.targets.numpy.spiking import readout_delay
 
     if args.crops < 0:
         raise UsageError(f"--crops must be ≥ 0, got {args.crops}")
@@ -90,8 +90,7 @@ def run(args: argparse.Namespace) -> int:
     steps = args.timesteps or graph.attrs.timesteps
     sweep = parse_sweep(args.sweep) if args.sweep else ()
     if args.plots and not sweep:
-        sweep = _default_sweep(steps, max((op.attrs.delay for op in graph.ops_of(Readout)),
-                                          default=0))
+        sweep = _default_sweep(steps, readout_delay(graph))
     settings = EvalSettings(steps, args.mode, args.crops, args.seed, args.batch_size,
                             not args.no_progress, sweep, args.plots is not None, constants)
     ev = evaluate(graph, ann, data, settings)

@@ -25,7 +25,6 @@ import numpy as np
 from snncc.cli.common import load_compiled, parse_target, write_json
 from snncc.data import stitch, tiles
 from snncc.diagnostics import SnnccError, UsageError
-from snncc.ir.ops import Readout
 from snncc.ir.types import TensorType
 
 
@@ -134,10 +133,10 @@ def run(args: argparse.Namespace) -> int:
         if mode not in ("ideal", "loihi") or target.name != "numpy":
             raise UsageError("--frames needs a spiking mode of the numpy target (--target "
                              "numpy --mode ideal or loihi)")
-        from snncc.targets.numpy.spiking import run_spiking
+        from snncc.targets.numpy.spiking import readout_delay, run_spiking
 
         steps = args.timesteps or graph.attrs.timesteps
-        first = max((op.attrs.delay for op in graph.ops_of(Readout)), default=0) + 1
+        first = readout_delay(graph) + 1
         result = run_spiking(graph, inputs, mode, timesteps=steps,
                              progress=not args.no_progress,
                              frames=frame_steps(first, steps, args.frame_count))

@@ -274,6 +274,12 @@ def _layer_stats(graph: Graph, stats: _Stats, images: int, steps: int) -> dict[s
             "spikes_per_image": total_spikes / images}
 
 
+def readout_delay(graph: Graph) -> int:
+    """Steps before the readouts start integrating (the longest; 0 without readouts): a
+    run, and every frame of it, must be longer."""
+    return max((op.attrs.delay for op in graph.ops_of(Readout)), default=0)
+
+
 def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
                 timesteps: int | None = None, batch_size: int = 16,
                 progress: bool = False, frames: Sequence[int] = ()) -> RunResult:
@@ -288,12 +294,12 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
     steps = graph.attrs.timesteps if timesteps is None else timesteps
     if steps < 1 or batch_size < 1:
         raise UsageError(f"timesteps and batch size must be ≥ 1, got {steps} and {batch_size}")
-    delays = [op.attrs.delay for op in graph.ops_of(Readout)]
-    if delays and steps <= max(delays):
+    delay = readout_delay(graph)
+    if steps <= delay:
         raise UsageError(f"{steps} timesteps do not reach past the readout delay of "
-                         f"{max(delays)} steps (one step per layer plus the lag of synaptic "
+                         f"{delay} steps (one step per layer plus the lag of synaptic "
                          "filters); use more")
-    first = max(delays, default=0) + 1
+    first = delay + 1
     bad = [t for t in frames if not first <= t <= steps]
     if bad:
         raise UsageError(f"frame at step {bad[0]} lies outside the run: frames must lie in "
