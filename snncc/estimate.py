@@ -52,7 +52,6 @@ def compile_estimate(graph: Graph, pass_reports: Mapping[str, Any], source_model
     report = energy_report(graph, spikes, steps, onnx_macs(source_model),
                            ann.seconds_per_inference(batch), constants or EnergyConstants())
     report["rates"] = "expected from scale-rates statistics (mean activation / unit)"
-    report["left_out"] = sorted(op.result.name for op in graph.ops
-                                if op.result.name in pass_reports.get("scale-rates", {})
-                                .get("layers", {}) and op.result.name not in rates)
+    measured = pass_reports.get("scale-rates", {}).get("layers", {})
+    report["left_out"] = sorted(set(measured) - set(rates))
     return report

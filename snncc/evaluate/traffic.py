@@ -61,9 +61,11 @@ def chip_traffic(graph: Graph, spikes: Mapping[str, float]) -> ChipTraffic:
     if not chips:
         return ChipTraffic(_one_per_spike(graph, spikes), 0.0, 0)
     lowered = lower(graph)
-    host = sum(spikes.get(lowered.source(p).op.result.name, 0.0)
-               for layer in lowered.layers for p in layer.projections
-               if layer.role != "chip" or lowered.source(p).role != "chip")
+    host = 0.0  # one message per spike into or out of the host
+    for layer in lowered.layers:
+        for src in (lowered.source(p) for p in layer.projections):
+            if layer.role != "chip" or src.role != "chip":
+                host += spikes.get(src.op.result.name, 0.0)
     per_neuron = {x.op.result.name: spikes.get(x.op.result.name, 0.0) / int(np.prod(x.shape))
                   for x in lowered.chip_layers()}
     blocks = block_graph(lowered, per_neuron)
