@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from snncc.passes.remove_dead_ops import remove_dead_ops
-
 from snncc.ir.graph import Graph
 from snncc.ir.location import fuse
 from snncc.ir.op import Op
@@ -28,6 +26,7 @@ from snncc.ir.ops import (
     Transpose,
     Upsample,
 )
+from snncc.passes.remove_dead_ops import remove_dead_ops
 from snncc.pipeline.pass_base import Pass, PassContext
 
 

@@ -37,10 +37,6 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 import numpy as np
-from snncc.passes.fuse_linear import SYNAPSE, is_source, restore_names
-from snncc.passes.fuse_linear_maps import ungroup
-from snncc.passes.remove_dead_ops import remove_dead_ops
-from snncc.passes.spiking_options import check
 
 from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph, Value
@@ -58,6 +54,10 @@ from snncc.ir.ops import (
     SpikeInput,
 )
 from snncc.ir.ops.analog import VIEWS, through_views
+from snncc.passes.fuse_linear import SYNAPSE, is_source, restore_names
+from snncc.passes.remove_dead_ops import remove_dead_ops
+from snncc.passes.support.linear_maps import ungroup
+from snncc.passes.support.options import check
 from snncc.pipeline.pass_base import Pass, PassContext
 
 SPIKING = (SpikeInput, IF, LIF)

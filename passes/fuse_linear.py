@@ -24,18 +24,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from snncc.passes.fuse_linear_maps import (
-    LinMap,
-    NotComposable,
-    apply,
-    as_weighted,
-    compose,
-    identity,
-    input_slice,
-    of_op,
-    output_embed,
-)
-from snncc.passes.remove_dead_ops import remove_dead_ops
 
 from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph, Value
@@ -53,6 +41,18 @@ from snncc.ir.ops import (
     Upsample,
 )
 from snncc.ir.ops.analog import VIEWS
+from snncc.passes.remove_dead_ops import remove_dead_ops
+from snncc.passes.support.linear_maps import (
+    LinMap,
+    NotComposable,
+    apply,
+    as_weighted,
+    compose,
+    identity,
+    input_slice,
+    of_op,
+    output_embed,
+)
 from snncc.pipeline.pass_base import Pass, PassContext
 
 LINEAR = (Conv2d, ConvTranspose2d, AvgPool2d, SumPool2d, Upsample, AffineConst, Dense)

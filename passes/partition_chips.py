@@ -10,7 +10,7 @@ are each layer's mean rate as `scale-rates` measured it (mean activation / unit)
 that report, every neuron counts as spiking once per step (plain fan-out counts). The
 input layer and readouts run on the host and are not placed.
 
-`snncc.placement.partition` assigns blocks to chips (see docs/partitioning.md); the result
+`snncc.passes.placement.partition` assigns blocks to chips (see docs/partitioning.md); the result
 is written into each population's `chips` attribute (chip per block, row-major block
 order). Within a chip, blocks take cores in graph order, as the Loihi target's allocator
 gives them.
@@ -24,16 +24,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from snncc.passes.spiking_options import check
-from snncc.targets.loihi.lowering import Layer, Lowered, Projection, lower, where
-from snncc.targets.loihi.resources import LIMIT_WORDS, LIMITS, Counter, block_grid
 
 from snncc.diagnostics import SnnccError
-from snncc.estimate import mean_rates
+from snncc.evaluate.estimate import mean_rates
+from snncc.hw.loihi.geometry import Layer, Lowered, Projection, lower, where
+from snncc.hw.loihi.limits import LIMIT_WORDS, LIMITS, Counter, block_grid
 from snncc.ir.graph import Graph
+from snncc.passes.placement import LOIHI_CORES_PER_CHIP, BlockGraph, Placement, partition
+from snncc.passes.placement.partition import placement_from
+from snncc.passes.support.options import check
 from snncc.pipeline.pass_base import Pass, PassContext
-from snncc.placement import LOIHI_CORES_PER_CHIP, BlockGraph, Placement, partition
-from snncc.placement.partition import placement_from
 
 Block = tuple[tuple[int, int], ...]
 

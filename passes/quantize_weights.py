@@ -15,8 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from snncc.passes.fuse_linear import SYNAPSE
-from snncc.passes.quantize_weights_loihi import (
+
+from snncc.diagnostics import SnnccError
+from snncc.hw.loihi.formats import (
     QuantizeError,
     choose_format,
     current_decay,
@@ -24,13 +25,12 @@ from snncc.passes.quantize_weights_loihi import (
     quantize_group,
     quantize_threshold,
 )
-from snncc.passes.spiking_options import check
-
-from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph, Value
 from snncc.ir.op import Op
 from snncc.ir.ops import IF, LIF, Readout, SpikeInput
 from snncc.ir.ops.analog import through_views
+from snncc.passes.fuse_linear import SYNAPSE
+from snncc.passes.support.options import check
 from snncc.pipeline.pass_base import Pass, PassContext
 
 POPULATIONS = (IF, LIF, Readout)

@@ -27,15 +27,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from snncc.passes.quantize_weights import source_population
-from snncc.passes.scale_rates_compensation import zero_reset_gain
-from snncc.passes.spiking_options import check
 
 from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
 from snncc.ir.location import OnnxLoc
 from snncc.ir.op import Op
 from snncc.ir.ops import IF, LIF, Readout, SpikeInput
+from snncc.passes.quantize_weights import source_population
+from snncc.passes.support.options import check
+from snncc.passes.support.rate_compensation import zero_reset_gain
 from snncc.pipeline.pass_base import Pass, PassContext
 
 # Default target rates (Hz at the percentile activation), measured on the EM U-Nets (see
@@ -62,11 +62,11 @@ def _node(op: Op) -> str | None:
 def from_calibration(graph: Graph, images: np.ndarray, percentile: float, batch_size: int,
                      progress: bool) -> dict[str, LayerActivity]:
     """Run the ANN (the graph's rate model) on the images; summarise each population."""
-    from snncc.targets.numpy.analog import run_analog
-    from snncc.targets.numpy.spiking_rates import rate_model
     from tqdm import tqdm
 
-    from snncc.data import check_calibration
+    from snncc.data.images import check_calibration
+    from snncc.ir.interp.analog import run_analog
+    from snncc.sim.rates import rate_model
 
     images = check_calibration(images, graph.inputs[0].type, "scale-rates")
     model = rate_model(graph, ann=True)
@@ -90,7 +90,7 @@ def from_calibration(graph: Graph, images: np.ndarray, percentile: float, batch_
 
 def from_stats_file(graph: Graph, path, percentile: float) -> dict[str, LayerActivity]:
     """Per-population statistics from a training stats file, matched by ONNX node name."""
-    from snncc.training.stats import RateStats, RateStatsError
+    from snncc.data.stats import RateStats, RateStatsError
 
     try:
         stats = RateStats.load(path)

@@ -4,12 +4,12 @@ A population is split into blocks of one shape over C×H×W (nengo-loihi's `Bloc
 each block occupies one core. For every population the pass tries block shapes from the
 fewest blocks upwards and keeps the first count at which every block satisfies every
 limit nengo-loihi validates (compartments, input axons, output axons, synapse memory bits,
-synapse configurations; counted as in `snncc.targets.loihi.resources`); among shapes
+synapse configurations; counted as in `snncc.hw.loihi.limits`); among shapes
 with that count it takes the one whose fullest resource is least full. Output axons depend
 on how the *consumers* are split, so populations are tiled from the last to the first.
 
 Input layers (driven by the image) and readouts run on the host (see
-`snncc.targets.loihi.lowering`) and get no block shape. Synapse memory does not depend on
+`snncc.hw.loihi.geometry`) and get no block shape. Synapse memory does not depend on
 weight values (nengo-loihi always stores 8-bit weights), so the pass needs only `spiking`.
 """
 
@@ -19,16 +19,15 @@ import itertools
 import math
 from dataclasses import dataclass
 
-from snncc.targets.loihi.lowering import Layer, lower, where
-from snncc.targets.loihi.resources import (
+from snncc.diagnostics import SnnccError
+from snncc.hw.loihi.geometry import Layer, lower, where
+from snncc.hw.loihi.limits import (
     LIMIT_WORDS,
     LIMITS,
     Counter,
     block_grid,
     summarize_use,
 )
-
-from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
 from snncc.pipeline.pass_base import Pass, PassContext
 

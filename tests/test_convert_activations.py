@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from snncc.targets.numpy.analog import run_analog
-from snncc.targets.numpy.spiking_rates import rate_model
 from spiking_models import analog_unet, convert, images
 
 from snncc.diagnostics import SnnccError
 from snncc.ir import print_graph
+from snncc.ir.interp.analog import run_analog
 from snncc.ir.ops import IF, LIF, Concat, Conv2d, ConvTranspose2d, Readout, Relu, SpikeInput
 from snncc.pipeline import parse_pipeline
+from snncc.sim.rates import rate_model
 
 GOLDEN = Path(__file__).parent / "golden" / "convert-activations"
 CASES = {"unet": "convert-activations", "unet_zero": "convert-activations{reset=zero}",

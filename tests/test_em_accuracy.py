@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from snncc.targets.numpy.spiking import run_spiking
 
-from snncc.data import load_labelled, random_crops
+from snncc.data.images import load_labelled, random_crops
 from snncc.frontend.onnx import import_onnx
 from snncc.pipeline import PassContext, PassManager, parse_pipeline
+from snncc.sim.spiking import run_spiking
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "em_unet"
 MODEL, STATS = EXAMPLE / "unet.onnx", EXAMPLE / "unet.stats.json"

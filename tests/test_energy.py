@@ -9,7 +9,7 @@ import pytest
 from irbuild import tiny_spiking, tiny_unet
 
 from snncc.diagnostics import SnnccError
-from snncc.energy import EnergyConstants, ann_energy, count_macs, fan_out, loihi_energy
+from snncc.hw.energy import EnergyConstants, ann_energy, count_macs, fan_out, loihi_energy
 
 
 def test_fan_out_counts_synapses_per_source_neuron():

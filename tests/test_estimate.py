@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from snncc.cli.main import main
-from snncc.estimate import mean_rates
+from snncc.evaluate.estimate import mean_rates
 from snncc.ir.io import load_ir
 
 

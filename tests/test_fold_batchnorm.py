@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from snncc.targets.numpy.analog import run_analog
 
 from snncc.ir import Graph, OnnxLoc, TensorType, print_graph
 from snncc.ir.graph import Value
+from snncc.ir.interp.analog import run_analog
 from snncc.ir.ops import BatchNorm, Conv2d, ConvTranspose2d, Dense, Flatten, Relu
 from snncc.pipeline import PassContext, PassManager, parse_pipeline
 

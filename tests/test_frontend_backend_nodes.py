@@ -17,10 +17,10 @@ import onnx
 import pytest
 from models.backend_cases import frozen_model, node_cases
 from onnx import version_converter
-from snncc.targets.numpy.analog import run_analog
 
 from snncc.diagnostics import SnnccError
 from snncc.frontend.onnx import OnnxImportError, import_onnx
+from snncc.ir.interp.analog import run_analog
 
 # (pattern matched against the case name, why snncc refuses it)
 REFUSED: list[tuple[str, str]] = [

@@ -11,7 +11,6 @@ import onnx
 import pytest
 from models.onnx_build import assert_close, model, onnxruntime_run, rand, save
 from onnx import TensorProto, helper
-from snncc.targets.numpy.analog import run_analog
 
 from snncc.diagnostics import SnnccError, UsageError
 from snncc.frontend.onnx import (
@@ -20,6 +19,7 @@ from snncc.frontend.onnx import (
     UnsupportedModelError,
     import_onnx,
 )
+from snncc.ir.interp.analog import run_analog
 
 ANY4 = (None,) * 4
 

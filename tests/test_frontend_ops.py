@@ -14,10 +14,10 @@ import onnx
 import pytest
 from models.onnx_build import assert_close, model, onnxruntime_run, rand, save
 from onnx import helper
-from snncc.targets.numpy.analog import run_analog
 
 from snncc.frontend.onnx import UnsupportedModelError, import_onnx
 from snncc.ir import Graph
+from snncc.ir.interp.analog import run_analog
 from snncc.ir.ops import Dense, Softmax, Transpose, Upsample
 from snncc.pipeline import PassContext, PassManager, parse_pipeline
 

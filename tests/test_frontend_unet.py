@@ -15,10 +15,10 @@ import onnx
 import pytest
 from models.onnx_build import assert_close, onnxruntime_run
 from models.unets import SPECS, UNetSpec, export_unet
-from snncc.targets.numpy.analog import run_analog
 
 from snncc.frontend.onnx import OnnxImportError, import_onnx
 from snncc.ir import OnnxLoc
+from snncc.ir.interp.analog import run_analog
 from snncc.ir.ops import BatchNorm, Concat, ConvTranspose2d, Softmax, Transpose
 from snncc.pipeline import PassContext, PassManager, parse_pipeline
 

@@ -10,17 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 from loihi_graphs import single_layer, spiking_unet
-from snncc.passes.tile_cores import TileCores
-from snncc.targets.loihi import LoihiTarget
-from snncc.targets.loihi.allocator import placement_allocator
-from snncc.targets.loihi.builder import build, import_nengo
-from snncc.targets.loihi.lowering import lower
 
 from snncc.cli.main import main
 from snncc.diagnostics import SnnccError
+from snncc.hw.loihi.geometry import lower
 from snncc.ir.ops import IF, LIF
+from snncc.passes.tile_cores import TileCores
 from snncc.pipeline import PassContext
-from snncc.registry import PASSES, TARGETS
+from snncc.pipeline.registry import PASSES, TARGETS
+from snncc.targets.loihi import LoihiTarget
+from snncc.targets.loihi.allocator import placement_allocator
+from snncc.targets.loihi.builder import build, import_nengo
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "em_unet" / "unet.onnx"
 

@@ -9,16 +9,16 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from snncc.passes.quantize_weights_loihi import current_decay, decay_magnitude
-from snncc.targets.numpy.analog import run_analog
-from snncc.targets.numpy.loihi_dynamics import FloatNeurons, LoihiNeurons
-from snncc.targets.numpy.spiking import run_spiking
 from spiking_models import IDEAL, LOIHI, analog_unet, convert, images
 
 from snncc.cli.main import main
 from snncc.diagnostics import SnnccError
+from snncc.hw.loihi.formats import current_decay, decay_magnitude
 from snncc.ir import Graph, TensorType, save_ir
+from snncc.ir.interp.analog import run_analog
 from snncc.ir.ops import IF, Conv2d, Readout, SpikeInput
+from snncc.sim.dynamics import FloatNeurons, LoihiNeurons
+from snncc.sim.spiking import run_spiking
 
 
 def _error(graph: Graph, want: np.ndarray, x: np.ndarray, mode: str, steps: int) -> float:

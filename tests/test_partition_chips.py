@@ -9,16 +9,16 @@ import warnings
 import numpy as np
 import pytest
 from loihi_graphs import spiking_unet
-from snncc.passes.partition_chips import PartitionChips, block_graph, layer_rates
-from snncc.passes.tile_cores import TileCores
-from snncc.targets.loihi.builder import build, import_nengo
-from snncc.targets.loihi.lowering import lower
 
 from snncc.cli.main import main
 from snncc.diagnostics import SnnccError
+from snncc.hw.loihi.geometry import lower
 from snncc.ir.ops import IF
+from snncc.passes.partition_chips import PartitionChips, block_graph, layer_rates
+from snncc.passes.tile_cores import TileCores
 from snncc.pipeline import PassContext, PassManager, parse_pipeline
 from snncc.pipeline.options import PipelineError
+from snncc.targets.loihi.builder import build, import_nengo
 
 KEYS = {"interchip_spikes_per_step", "intrachip_spikes_per_step", "chips", "cores_per_chip"}
 
@@ -75,6 +75,7 @@ def test_traffic_equals_nengo_loihi_estimate_on_the_built_model():
         ensemble_to_block_rates,
         estimate_interchip_activity,
     )
+
     from snncc.targets.loihi.allocator import placement_allocator
 
     g = tiled(16, 0.05)

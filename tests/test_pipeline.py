@@ -21,7 +21,7 @@ from snncc.pipeline import (
     parse_pipeline,
     parse_specs,
 )
-from snncc.registry import PASSES
+from snncc.pipeline.registry import PASSES
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""snncc.placement: capacities always respected, quality against a simple baseline, the
+"""snncc.passes.placement: capacities always respected, quality against a simple baseline, the
 traffic count, bad input. (Speed on 10,000 blocks is measured in
 examples/benchmarks/bench_partition.py, not here.)"""
 
@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snncc.placement import BlockGraph, PlacementError, chips_needed, partition, traffic
-from snncc.placement.initial import by_order, layer_order
+from snncc.passes.placement import BlockGraph, PlacementError, chips_needed, partition, traffic
+from snncc.passes.placement.initial import by_order, layer_order
 
 
 def conv_stack(layers: int, side: int, seed: int = 0) -> BlockGraph:

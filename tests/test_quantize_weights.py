@@ -8,17 +8,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from snncc.passes.quantize_weights_loihi import (
+from spiking_models import analog_unet, convert, images
+
+from snncc.cli.main import main
+from snncc.diagnostics import SnnccError
+from snncc.hw.loihi.formats import (
     BIAS_MAN_MAX,
     VTH_EXP,
     choose_format,
     current_decay,
 )
-from spiking_models import analog_unet, convert, images
-
-from snncc.cli.main import main
-from snncc.diagnostics import SnnccError
-from snncc.ir import print_graph, save_ir
+from snncc.ir import load_ir, print_graph, save_ir
 from snncc.ir.ops import IF, Readout
 
 GOLDEN = Path(__file__).parent / "golden" / "quantize-weights"
@@ -99,40 +99,22 @@ def test_filtered_population_has_larger_voltage_units():
     assert filtered.v_scale == pytest.approx(fmt.v_scale / u_infactor)
 
 
-def test_golden():
+def test_golden_input_is_what_scale_rates_makes():
+    """The golden input (run by test_golden.py) is scale-rates' output: the same IR text but
+    for the weights' hash, and weights equal to float rounding (BLAS kernels differ between
+    machines, so the bits may not)."""
     graph = normalized()
     if os.environ.get("SNNCC_UPDATE_GOLDEN"):
-        GOLDEN.mkdir(parents=True, exist_ok=True)
         (GOLDEN / "unet.snnir").write_text(RUN_LINE + print_graph(graph, weights_file="unet.npz"))
         graph.weights.save(GOLDEN / "unet.npz")
-    assert RUN_LINE + print_graph(graph, weights_file="unet.npz") == (
-        GOLDEN / "unet.snnir").read_text()
-    convert(graph, "quantize-weights{bits=6}")
-    got = print_graph(graph, weights_file="unet.expected.npz")
-    if os.environ.get("SNNCC_UPDATE_GOLDEN"):
-        (GOLDEN / "unet.expected.snnir").write_text(got)
-        graph.weights.save(GOLDEN / "unet.expected.npz")
-    assert got == (GOLDEN / "unet.expected.snnir").read_text()
+    golden = load_ir(GOLDEN / "unet.snnir")
 
+    def without_hash(text: str) -> list[str]:
+        return [line for line in text.splitlines() if "sha256" not in line]
 
-def test_block_without_weights_is_refused_with_its_node():
-    graph = normalized()
-    pop = next(graph.ops_of(IF))
-    for v in pop.inputs:
-        w = graph.weights[v.owner.attrs.weight]
-        v.owner.replace_attrs(weight=graph.weights.add(v.owner.attrs.weight.name, w * 0))
-    with pytest.raises(SnnccError, match=r"quantize-weights: .*'/enc/Relu'.* does not fit "
-                                         r"Loihi's formats: it has no non-zero weights"):
-        convert(graph, "quantize-weights")
-
-
-@pytest.mark.parametrize("bits", ["0", "9"])
-def test_cli_bits_outside_1_to_8(tmp_path, capsys, bits):
-    path = tmp_path / "g.snnir"
-    save_ir(normalized(), path)
-    code = main(["opt", str(path), "-p", f"quantize-weights{{bits={bits}}}"])
-    err = capsys.readouterr().err
-    assert code == 1
-    assert f"quantize-weights: bits must be in 1..8 (Loihi stores at most 8-bit weight " \
-           f"mantissas), got {bits}" in err
-    assert "Traceback" not in err
+    assert without_hash(print_graph(graph, weights_file="unet.npz")) == without_hash(
+        print_graph(golden, weights_file="unet.npz"))
+    assert sorted(graph.weights) == sorted(golden.weights)
+    for name in graph.weights:
+        np.testing.assert_allclose(graph.weights[name], golden.weights[name], rtol=1e-4,
+                                   atol=1e-6)

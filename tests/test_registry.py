@@ -9,7 +9,7 @@ import pytest
 
 from snncc.diagnostics import UsageError
 from snncc.pipeline import Pass
-from snncc.registry import PASSES, TARGETS, Registry, RegistryError
+from snncc.pipeline.registry import PASSES, TARGETS, Registry, RegistryError
 
 
 def fake_dist(root, dist: str, group: str, lines: list[str]) -> None:

@@ -10,15 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from snncc.targets.numpy.analog import run_analog
-from snncc.targets.numpy.spiking_rates import rate_model
 from spiking_models import analog_unet, convert, images
 
 from snncc.cli.main import main
+from snncc.data.stats import LayerStats, RateStats
 from snncc.diagnostics import SnnccError
 from snncc.ir import print_graph
+from snncc.ir.interp.analog import run_analog
 from snncc.ir.ops import IF, SpikeInput
-from snncc.training.stats import LayerStats, RateStats
+from snncc.sim.rates import rate_model
 
 GOLDEN = Path(__file__).parent / "golden" / "scale-rates"
 CONVERTED = "fuse-linear,convert-activations"

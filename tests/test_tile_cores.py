@@ -9,16 +9,16 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from loihi_graphs import spiking_unet, wide_layer
-from snncc.passes.tile_cores import TileCores, candidate_shapes
-from snncc.targets.loihi.builder import build, import_nengo
-from snncc.targets.loihi.lowering import lower
-from snncc.targets.loihi.resources import LIMITS, Counter
 
 from snncc.diagnostics import SnnccError
+from snncc.hw.loihi.geometry import lower
+from snncc.hw.loihi.limits import LIMITS, Counter
 from snncc.ir import Graph, OnnxLoc, TensorType
 from snncc.ir.ops import IF, Dense, Readout, SpikeInput
+from snncc.passes.tile_cores import TileCores, candidate_shapes
 from snncc.pipeline import PassContext, PipelineError, parse_pipeline
-from snncc.registry import PASSES
+from snncc.pipeline.registry import PASSES
+from snncc.targets.loihi.builder import build, import_nengo
 
 
 @pytest.fixture(autouse=True, scope="module")

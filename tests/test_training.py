@@ -18,8 +18,8 @@ import pytest
 import torch
 from torch import nn
 
+from snncc.data.stats import LayerStats, RateStats, RateStatsError
 from snncc.training.export import export_with_stats, match_relu_nodes, scope_to_module_path
-from snncc.training.stats import LayerStats, RateStats, RateStatsError
 from snncc.training.torch_rate import (
     ActivationCapture,
     LoihiRateReLU,

@@ -15,15 +15,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-from snncc.targets.loihi import LoihiTarget
-from snncc.targets.loihi.builder import build
-from snncc.targets.loihi.lowering import lower
-from snncc.targets.loihi.runner import simulator
-from snncc.targets.numpy import NumpyTarget
-from snncc.targets.numpy.spiking import readout_delay
 
 from snncc.cli.common import load_compiled
+from snncc.hw.loihi.geometry import lower
 from snncc.pipeline import PassContext
+from snncc.sim.spiking import readout_delay
+from snncc.targets.loihi import LoihiTarget
+from snncc.targets.loihi.builder import build
+from snncc.targets.loihi.runner import simulator
+from snncc.targets.numpy import NumpyTarget
 
 
 def graph_from(args: argparse.Namespace):
@@ -31,6 +31,7 @@ def graph_from(args: argparse.Namespace):
         return load_compiled(args.compiled)[0]
     sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tests"))
     from loihi_graphs import spiking_unet
+
     from snncc.passes.tile_cores import TileCores
 
     g = spiking_unet(args.size, channels=(8, 16))

@@ -6,7 +6,7 @@ architecture calibrated on random images), builds each with nengo-loihi (split i
 cores, no hardware needed) and places its blocks on 2, 4, 8 and 16 chips wherever the
 network fits, every method with the same per-chip capacity ceil(blocks / chips):
 
-- snncc: `snncc.placement.partition` on the block graph `partition-chips` builds;
+- snncc: `snncc.passes.placement.partition` on the block graph `partition-chips` builds;
 - nengo-loihi's `Greedy`, `RoundRobin` and `GreedyInterchip` allocators, run on the built
   model (their hardware register set-up skipped; the chip choice is theirs);
 - METIS (pymetis, k-way and recursive) on the symmetrised block graph, core counts as
@@ -14,7 +14,7 @@ network fits, every method with the same per-chip capacity ceil(blocks / chips):
 
 Every placement is scored by nengo-loihi's `estimate_interchip_activity` on a Board with
 that placement and the same per-neuron rates (each layer's mean rate from scale-rates);
-snncc's own count (`snncc.placement.traffic`) is printed beside it and must agree.
+snncc's own count (`snncc.passes.placement.traffic`) is printed beside it and must agree.
 
     /tmp/venvtest/bin/python examples/benchmarks/bench_partition.py [--quick]
 """
@@ -46,16 +46,16 @@ from nengo_loihi.hardware.allocators import (
     estimate_interchip_activity,
 )
 from nengo_loihi.hardware.nxsdk_objects import Board
-from snncc.passes.partition_chips import block_graph, block_name, layer_rates
-from snncc.targets.loihi import LoihiTarget
-from snncc.targets.loihi.builder import build as build_network
-from snncc.targets.loihi.lowering import lower
-from snncc.targets.loihi.resources import block_grid
 
 from snncc.frontend.onnx import import_onnx
+from snncc.hw.loihi.geometry import lower
+from snncc.hw.loihi.limits import block_grid
+from snncc.passes.partition_chips import block_graph, block_name, layer_rates
+from snncc.passes.placement import BlockGraph, partition, traffic
+from snncc.passes.placement.graph import Adjacency
 from snncc.pipeline import PassContext, PassManager, parse_pipeline
-from snncc.placement import BlockGraph, partition, traffic
-from snncc.placement.graph import Adjacency
+from snncc.targets.loihi import LoihiTarget
+from snncc.targets.loihi.builder import build as build_network
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "em_unet" / "unet.onnx"

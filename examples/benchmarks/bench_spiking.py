@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
-from snncc.targets.numpy.spiking import readout_delay, run_spiking
 
-from snncc.data import load_labelled, random_crops
+from snncc.data.images import load_labelled, random_crops
 from snncc.frontend.onnx import import_onnx
 from snncc.pipeline import PassContext, PassManager, parse_pipeline
+from snncc.sim.spiking import readout_delay, run_spiking
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "examples" / "em_unet" / "data"

@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from snncc.cli.main import main as snncc
-from snncc.data import load_labelled
-from snncc.energy import EnergyConstants
+from snncc.data.images import load_labelled
 from snncc.evaluate import EvalSettings, OnnxModel, evaluate, load_compiled_dir
+from snncc.hw.energy import EnergyConstants
 
 HERE = Path(__file__).resolve().parent
 VAL_SLICES = (20, 21, 22, 23, 24)  # examples/em_unet/data.py: slices 20-24 validate

@@ -17,8 +17,8 @@ from snncc.diagnostics import SnnccError, UsageError
 from snncc.ir.graph import Graph
 from snncc.pipeline import PassContext, PassManager, PassResult, parse_pipeline, parse_specs
 from snncc.pipeline.options import bind
-from snncc.registry import TARGETS
-from snncc.target import Target
+from snncc.pipeline.registry import TARGETS
+from snncc.pipeline.target import Target
 
 
 def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +45,7 @@ def make_context(args: argparse.Namespace, graph: Graph) -> PassContext:
     """A PassContext from the command line: calibration images and the stats file."""
     calibration = None
     if args.calibration is not None:
-        from snncc.data import load_calibration
+        from snncc.data.images import load_calibration
 
         calibration = load_calibration(args.calibration, graph.inputs[0].type)
     if args.stats is not None and not args.stats.is_file():

@@ -22,9 +22,9 @@ from snncc.cli.common import (
     write_json,
 )
 from snncc.diagnostics import SnnccError, UsageError
-from snncc.estimate import compile_estimate
+from snncc.evaluate.estimate import compile_estimate
 from snncc.ir.io import save_ir
-from snncc.summary import summarize
+from snncc.ir.summary import summarize
 
 
 def parse_input_shapes(items: list[str]) -> dict[str, tuple[int, ...]]:

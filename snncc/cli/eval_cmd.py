@@ -68,10 +68,10 @@ def _default_sweep(steps: int, delay: int) -> tuple[int, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from snncc.data import load_labelled, parse_indices
-    from snncc.energy import EnergyConstants
+    from snncc.data.images import load_labelled, parse_indices
     from snncc.evaluate import EvalSettings, OnnxModel, evaluate, load_compiled_dir
-    from snncc.targets.numpy.spiking import readout_delay
+    from snncc.hw.energy import EnergyConstants
+    from snncc.sim.spiking import readout_delay
 
     if args.crops < 0:
         raise UsageError(f"--crops must be ≥ 0, got {args.crops}")

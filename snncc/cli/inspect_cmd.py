@@ -15,7 +15,7 @@ from typing import Any
 from snncc.cli.common import load_compiled
 from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
-from snncc.summary import summarize
+from snncc.ir.summary import summarize
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from snncc.ir.attributes import field_types
 from snncc.pipeline.options import describe_type
-from snncc.registry import PASSES, TARGETS, Registry
+from snncc.pipeline.registry import PASSES, TARGETS, Registry
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from snncc.cli.common import load_compiled, parse_target, write_json
-from snncc.data import stitch, tiles
+from snncc.data.images import stitch, tiles
 from snncc.diagnostics import SnnccError, UsageError
 from snncc.ir.types import TensorType
 
@@ -133,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
         if mode not in ("ideal", "loihi") or target.name != "numpy":
             raise UsageError("--frames needs a spiking mode of the numpy target (--target "
                              "numpy --mode ideal or loihi)")
-        from snncc.targets.numpy.spiking import readout_delay, run_spiking
+        from snncc.sim.spiking import readout_delay, run_spiking
 
         steps = args.timesteps or graph.attrs.timesteps
         first = readout_delay(graph) + 1

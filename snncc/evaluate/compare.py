@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from snncc.data import LabelledImages, random_crops, stitch, tiles
+from snncc.data.images import LabelledImages, random_crops, stitch, tiles
 from snncc.diagnostics import SnnccError
-from snncc.energy import EnergyConstants
 from snncc.evaluate.energy_report import energy_report, onnx_macs
 from snncc.evaluate.metrics import mean_metrics, segmentation_metrics, to_mask
+from snncc.hw.energy import EnergyConstants
 from snncc.ir.graph import Graph
 from snncc.ir.ops import IF, LIF
 
@@ -162,7 +162,7 @@ def _score(masks: list[np.ndarray], labels: np.ndarray) -> list[dict[str, float]
 def evaluate(graph: Graph, ann: OnnxModel, data: LabelledImages, settings: EvalSettings
              ) -> Evaluation:
     """Score the ANN and the SNN on `data`, and estimate energy per inference."""
-    from snncc.targets.numpy.spiking import run_spiking
+    from snncc.sim.spiking import run_spiking
 
     ann.check_fits(graph)
     macs = onnx_macs(ann.path, {ann.input.name: graph.inputs[0].type.shape})

@@ -8,12 +8,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from snncc.energy import EnergyConstants, ann_energy, count_macs, fan_out, loihi_energy
 from snncc.evaluate.traffic import chip_traffic
+from snncc.hw.energy import EnergyConstants, ann_energy, count_macs, fan_out, loihi_energy
 from snncc.ir.graph import Graph
 from snncc.ir.ops import IF, LIF, Readout
 from snncc.ir.ops.spiking import block_count
-from snncc.placement import LOIHI_CORES_PER_CHIP
+from snncc.passes.placement import LOIHI_CORES_PER_CHIP
 
 NO_PLACEMENT = ("no chip placement in the IR (run partition-chips): inter-chip spikes "
                 "counted as zero")

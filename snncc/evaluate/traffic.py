@@ -19,8 +19,8 @@ import numpy as np
 
 from snncc.ir.graph import Graph
 from snncc.ir.ops import IF, LIF, Readout
+from snncc.passes.placement.graph import traffic
 from snncc.passes.quantize_weights import source_population
-from snncc.placement.graph import traffic
 
 
 @dataclass(frozen=True)
@@ -54,8 +54,8 @@ def _one_per_spike(graph: Graph, spikes: Mapping[str, float]) -> float:
 
 def chip_traffic(graph: Graph, spikes: Mapping[str, float]) -> ChipTraffic:
     """Spike messages per image given each population's spike count per image (`spikes`)."""
+    from snncc.hw.loihi.geometry import lower
     from snncc.passes.partition_chips import block_graph, placement_of
-    from snncc.targets.loihi.lowering import lower
 
     chips = {c for op in graph.ops if isinstance(op, (IF, LIF)) for c in op.attrs.chips}
     if not chips:

@@ -19,7 +19,7 @@ from snncc.ir.op import IRError
 from snncc.ir.printer import print_graph
 from snncc.pipeline.options import PipelineError, bind, format_spec, parse_specs
 from snncc.pipeline.pass_base import Pass, PassContext, PassResult
-from snncc.registry import PASSES
+from snncc.pipeline.registry import PASSES
 
 
 class PassFailed(SnnccError):

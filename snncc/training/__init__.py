@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from snncc.training.stats import FORMAT, VERSION, LayerStats, RateStats, RateStatsError
+from snncc.data.stats import FORMAT, VERSION, LayerStats, RateStats, RateStatsError
 
 _LAZY = {
     "LoihiRateReLU": "torch_rate",

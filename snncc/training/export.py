@@ -18,7 +18,7 @@ import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
-from snncc.training.stats import LayerStats, RateStats
+from snncc.data.stats import LayerStats, RateStats
 from snncc.training.torch_rate import ActivationCapture, to_plain_relu
 
 

@@ -14,17 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from snncc.targets.loihi.builder import import_nengo, neuron_problem
-from snncc.targets.loihi.lowering import SYNAPSE_OPS, Lowered, lower
-from snncc.targets.loihi.resources import POP32_SLOTS, Counter, summarize_use
 
 from snncc.diagnostics import SnnccError
+from snncc.hw.loihi.geometry import SYNAPSE_OPS, Lowered, lower
+from snncc.hw.loihi.limits import POP32_SLOTS, Counter, summarize_use
 from snncc.ir.graph import Graph
 from snncc.ir.ops import IF, LIF, Flatten, Readout, Reshape, Sigmoid, Softmax, SpikeInput
+from snncc.ir.summary import synapse_count
+from snncc.passes.placement import LOIHI_CORES_PER_CHIP
 from snncc.pipeline.pass_base import PassContext
-from snncc.placement import LOIHI_CORES_PER_CHIP
-from snncc.summary import synapse_count
-from snncc.target import RunResult, Target
+from snncc.pipeline.target import RunResult, Target
+from snncc.targets.loihi.builder import import_nengo, neuron_problem
 
 READOUT_NOTE = ("readouts run on the host: the mean over steps [delay, T) of the current the "
                 "readout's projections deliver from the probed spikes of their sources")
@@ -84,8 +84,7 @@ def _placement(lowered: Lowered, ctx: PassContext, outdir: Path) -> dict[str, An
     """Traffic of the IR's placement (rates as partition-chips used them) and its picture,
     `placement.png`."""
     from snncc.passes.partition_chips import block_graph, layer_rates, placement_of
-
-    from snncc.placement import plot_placement
+    from snncc.passes.placement import plot_placement
 
     rates, source = layer_rates(lowered, ctx)
     blocks = block_graph(lowered, rates)

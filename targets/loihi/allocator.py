@@ -9,10 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from snncc.targets.loihi.builder import import_nengo
-
 from snncc.diagnostics import SnnccError
-from snncc.placement import LOIHI_CORES_PER_CHIP
+from snncc.passes.placement import LOIHI_CORES_PER_CHIP
+from snncc.targets.loihi.builder import import_nengo
 
 
 def placement_allocator(chips: dict[Any, tuple[int, ...]]) -> Any:

@@ -24,9 +24,9 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-from snncc.targets.loihi.lowering import Layer, Lowered, Projection, projection, where
 
 from snncc.diagnostics import SnnccError
+from snncc.hw.loihi.geometry import Layer, Lowered, Projection, projection, where
 from snncc.ir.graph import Graph, Value
 from snncc.ir.ops import IF, LIF, SpikeInput
 

@@ -17,15 +17,15 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-from snncc.targets.loihi.builder import Built, build, host_current, import_nengo
-from snncc.targets.loihi.lowering import Layer, Lowered, lower
-from snncc.targets.loihi.resources import Counter, block_grid
 
 from snncc.diagnostics import SnnccError, UsageError
+from snncc.hw.loihi.geometry import Layer, Lowered, lower
+from snncc.hw.loihi.limits import Counter, block_grid
 from snncc.ir.graph import Graph
 from snncc.ir.ops import IF, Conv2d, Sigmoid, Softmax, SpikeInput
 from snncc.ir.types import TensorType
-from snncc.target import RunResult
+from snncc.pipeline.target import RunResult
+from snncc.targets.loihi.builder import Built, build, host_current, import_nengo
 
 PROBE_BYTES = 8  # nengo stores probe data as float64
 

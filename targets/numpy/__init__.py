@@ -13,7 +13,7 @@ import numpy as np
 
 from snncc.diagnostics import UsageError
 from snncc.ir.graph import Graph
-from snncc.target import RunResult, Target
+from snncc.pipeline.target import RunResult, Target
 
 
 @dataclass(frozen=True)
@@ -36,10 +36,10 @@ class NumpyTarget(Target):
         if mode not in self.modes:
             raise UsageError(f"numpy target has no mode '{mode}' (modes: {', '.join(self.modes)})")
         if mode == "analog":
-            from snncc.targets.numpy.analog import run_analog
+            from snncc.ir.interp.analog import run_analog
 
             return RunResult(run_analog(graph, inputs, batch_size=self.batch_size))
-        from snncc.targets.numpy.spiking import run_spiking
+        from snncc.sim.spiking import run_spiking
 
         return run_spiking(graph, inputs, mode=mode, timesteps=timesteps,
                            batch_size=self.batch_size, progress=progress)

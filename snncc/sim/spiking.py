@@ -18,19 +18,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-from snncc.passes.quantize_weights import quantize_graph
-from snncc.passes.quantize_weights_loihi import current_decay
-from snncc.targets.numpy import kernels as K
-from snncc.targets.numpy.analog import ANALOG_KERNELS
-from snncc.targets.numpy.loihi_dynamics import FloatNeurons, LoihiNeurons, lif_decay
 
 from snncc.diagnostics import SnnccError, UsageError
+from snncc.hw.loihi.formats import current_decay
 from snncc.ir.graph import Graph
+from snncc.ir.interp import kernels
+from snncc.ir.interp.analog import ANALOG_KERNELS
 from snncc.ir.location import OnnxLoc
 from snncc.ir.op import Op
 from snncc.ir.ops import IF, LIF, Conv2d, ConvTranspose2d, Dense, Readout, SpikeInput
 from snncc.ir.ops.analog import VIEWS, through_views
-from snncc.target import RunResult
+from snncc.passes.quantize_weights import quantize_graph
+from snncc.pipeline.target import RunResult
+from snncc.sim.dynamics import FloatNeurons, LoihiNeurons, lif_decay
 
 MODES = ("ideal", "loihi")
 SPIKING = (SpikeInput, IF, LIF)
@@ -44,11 +44,11 @@ class _Synapse:
     def __call__(self, x: np.ndarray) -> np.ndarray:
         a = self.op.attrs
         if isinstance(self.op, Conv2d):
-            return K.conv2d(x, self.weight, None, a.strides, a.pads, a.dilations, a.groups)
+            return kernels.conv2d(x, self.weight, None, a.strides, a.pads, a.dilations, a.groups)
         if isinstance(self.op, ConvTranspose2d):
-            return K.conv_transpose2d(x, self.weight, None, a.strides, a.pads, a.dilations,
+            return kernels.conv_transpose2d(x, self.weight, None, a.strides, a.pads, a.dilations,
                                       a.output_padding, a.groups)
-        return K.dense(x, self.weight)
+        return kernels.dense(x, self.weight)
 
 
 @dataclass

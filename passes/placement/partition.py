@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from snncc.placement import initial, multilevel
-from snncc.placement.errors import PlacementError
-from snncc.placement.graph import Adjacency, BlockGraph, traffic
-from snncc.placement.refine import refine, repair
+from snncc.passes.placement import initial, multilevel
+from snncc.passes.placement.errors import PlacementError
+from snncc.passes.placement.graph import Adjacency, BlockGraph, traffic
+from snncc.passes.placement.refine import refine, repair
 
 LOIHI_CORES_PER_CHIP = 128
 SKIP_FACTOR = 1.5

@@ -214,5 +214,5 @@ def check_calibration(images: np.ndarray | None, expected: TensorType, who: str)
         raise SnnccError(f"{who}: calibration data of shape {list(array.shape)} does not fit "
                          f"the model input {expected}; expected N×"
                          f"{'×'.join(map(str, expected.shape[1:]))} (load images with "
-                         "snncc.data.load_calibration to tile larger ones)")
+                         "snncc.data.images.load_calibration to tile larger ones)")
     return array

@@ -258,7 +258,7 @@ def compose(outer: LinMap, inner: LinMap) -> LinMap:
 
 def apply(m: LinMap, x: np.ndarray) -> np.ndarray:
     """`m` applied to one per-image tensor (used to push biases through maps)."""
-    from snncc.targets.numpy import kernels
+    from snncc.ir.interp import kernels
 
     if m.kind == "identity":
         return x

@@ -29,7 +29,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from snncc.targets.loihi.lowering import Layer, Lowered, Projection
+
+from snncc.hw.loihi.geometry import Layer, Lowered, Projection
 
 MAX_COMPARTMENTS = 1024
 MAX_IN_AXONS = 4096

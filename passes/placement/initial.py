@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from snncc.placement.graph import Block
-from snncc.placement.refine import Neighbours
+from snncc.passes.placement.graph import Block
+from snncc.passes.placement.refine import Neighbours
 
 
 def first_fit_decreasing(cores: Sequence[int], capacity: int) -> list[int]:

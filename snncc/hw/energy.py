@@ -20,7 +20,7 @@ from typing import Any
 from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
 from snncc.ir.ops import Readout, SpikeInput
-from snncc.summary import POPULATIONS, population_size, synapse_count
+from snncc.ir.summary import POPULATIONS, population_size, synapse_count
 
 PJ = 1e-12
 

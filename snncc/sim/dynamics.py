@@ -26,7 +26,8 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from snncc.passes.quantize_weights_loihi import DECAY_BITS, Q_BITS, U_BITS, V_MAX
+
+from snncc.hw.loihi.formats import DECAY_BITS, Q_BITS, U_BITS, V_MAX
 
 
 def lif_decay(dt: float, tau: float) -> float:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from snncc.energy import EnergyConstants
+from snncc.hw.energy import EnergyConstants
 from snncc.ir.graph import Graph
 
 

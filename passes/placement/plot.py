@@ -6,8 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from snncc.placement.graph import BlockGraph
-from snncc.placement.partition import Placement
+from snncc.passes.placement.graph import BlockGraph
+from snncc.passes.placement.partition import Placement
 
 
 def layout(graph: BlockGraph) -> np.ndarray:

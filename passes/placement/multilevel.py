@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from snncc.placement.initial import grow
-from snncc.placement.refine import Neighbours, refine, repair
+from snncc.passes.placement.initial import grow
+from snncc.passes.placement.refine import Neighbours, refine, repair
 
 COARSEST = 40  # stop coarsening at this many vertices
 STARTS = 6  # greedy-growing starts on the coarsest graph

@@ -17,11 +17,11 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from snncc.targets.numpy import kernels as K
 
 from snncc.diagnostics import SnnccError
 from snncc.ir.attributes import WeightRef
 from snncc.ir.graph import Graph, Value
+from snncc.ir.interp import kernels
 from snncc.ir.op import Op
 from snncc.ir.ops import (
     Add,
@@ -101,42 +101,42 @@ def _samples(x: np.ndarray, value: Value) -> int:
 @analog_kernel(Conv2d)
 def _conv(op: Op, xs: list[np.ndarray], w: WeightStore) -> np.ndarray:
     a = op.attrs
-    return K.conv2d(xs[0], w[a.weight], _opt(w, a.bias), a.strides, a.pads, a.dilations,
+    return kernels.conv2d(xs[0], w[a.weight], _opt(w, a.bias), a.strides, a.pads, a.dilations,
                     a.groups)
 
 
 @analog_kernel(ConvTranspose2d)
 def _conv_t(op: Op, xs: list[np.ndarray], w: WeightStore) -> np.ndarray:
     a = op.attrs
-    return K.conv_transpose2d(xs[0], w[a.weight], _opt(w, a.bias), a.strides, a.pads,
+    return kernels.conv_transpose2d(xs[0], w[a.weight], _opt(w, a.bias), a.strides, a.pads,
                               a.dilations, a.output_padding, a.groups)
 
 
 @analog_kernel(AvgPool2d)
 def _avgpool(op: Op, xs: list[np.ndarray], w: WeightStore) -> np.ndarray:
     a = op.attrs
-    return K.avg_pool2d(xs[0], a.kernel, a.strides, a.pads, a.count_include_pad, a.ceil_mode)
+    return kernels.avg_pool2d(xs[0], a.kernel, a.strides, a.pads, a.count_include_pad, a.ceil_mode)
 
 
 @analog_kernel(SumPool2d)
 def _sumpool(op: Op, xs: list[np.ndarray], w: WeightStore) -> np.ndarray:
     a = op.attrs
-    return K.sum_pool2d(xs[0], a.kernel, a.strides, a.pads)
+    return kernels.sum_pool2d(xs[0], a.kernel, a.strides, a.pads)
 
 
 @analog_kernel(Upsample)
 def _upsample(op: Op, xs: list[np.ndarray], w: WeightStore) -> np.ndarray:
-    return K.upsample_nearest(xs[0], op.attrs.scale)
+    return kernels.upsample_nearest(xs[0], op.attrs.scale)
 
 
 @analog_kernel(Concat, rowwise=lambda op, w: _axis(op) != 0)
 def _concat(op: Op, xs: list[np.ndarray], w: WeightStore) -> np.ndarray:
-    return K.concat(xs, _axis(op))
+    return kernels.concat(xs, _axis(op))
 
 
 @analog_kernel(Add)
 def _add(op: Op, xs: list[np.ndarray], w: WeightStore) -> np.ndarray:
-    return K.add(xs)
+    return kernels.add(xs)
 
 
 def _affine_rowwise(op: Op, w: WeightStore) -> bool:
@@ -149,49 +149,49 @@ def _affine_rowwise(op: Op, w: WeightStore) -> bool:
 @analog_kernel(AffineConst, rowwise=_affine_rowwise)
 def _affine(op: Op, xs: list[np.ndarray], w: WeightStore) -> np.ndarray:
     a = op.attrs
-    return K.affine(xs[0], _opt(w, a.scale), _opt(w, a.offset))
+    return kernels.affine(xs[0], _opt(w, a.scale), _opt(w, a.offset))
 
 
 @analog_kernel(BatchNorm)
 def _batchnorm(op: Op, xs: list[np.ndarray], w: WeightStore) -> np.ndarray:
     a = op.attrs
-    return K.batchnorm(xs[0], w[a.scale], w[a.bias], w[a.mean], w[a.var], a.epsilon)
+    return kernels.batchnorm(xs[0], w[a.scale], w[a.bias], w[a.mean], w[a.var], a.epsilon)
 
 
 @analog_kernel(Dense)
 def _dense(op: Op, xs: list[np.ndarray], w: WeightStore) -> np.ndarray:
-    return K.dense(xs[0], w[op.attrs.weight], _opt(w, op.attrs.bias))
+    return kernels.dense(xs[0], w[op.attrs.weight], _opt(w, op.attrs.bias))
 
 
 @analog_kernel(Flatten, rowwise=lambda op, w: op.attrs.axis >= 1)
 def _flatten(op: Op, xs: list[np.ndarray], w: WeightStore) -> np.ndarray:
-    return K.flatten(xs[0], op.attrs.axis)
+    return kernels.flatten(xs[0], op.attrs.axis)
 
 
 @analog_kernel(Reshape, rowwise=lambda op, w: op.attrs.shape[0] == op.inputs[0].type.shape[0])
 def _reshape(op: Op, xs: list[np.ndarray], w: WeightStore) -> np.ndarray:
     shape = op.attrs.shape
-    return K.reshape(xs[0], (_samples(xs[0], op.inputs[0]) * shape[0], *shape[1:]))
+    return kernels.reshape(xs[0], (_samples(xs[0], op.inputs[0]) * shape[0], *shape[1:]))
 
 
 @analog_kernel(Transpose, rowwise=lambda op, w: op.attrs.perm[0] == 0)
 def _transpose(op: Op, xs: list[np.ndarray], w: WeightStore) -> np.ndarray:
-    return K.transpose(xs[0], op.attrs.perm)
+    return kernels.transpose(xs[0], op.attrs.perm)
 
 
 @analog_kernel(Relu)
 def _relu(op: Op, xs: list[np.ndarray], w: WeightStore) -> np.ndarray:
-    return K.relu(xs[0])
+    return kernels.relu(xs[0])
 
 
 @analog_kernel(Sigmoid)
 def _sigmoid(op: Op, xs: list[np.ndarray], w: WeightStore) -> np.ndarray:
-    return K.sigmoid(xs[0])
+    return kernels.sigmoid(xs[0])
 
 
 @analog_kernel(Softmax, rowwise=lambda op, w: _axis(op) != 0)
 def _softmax(op: Op, xs: list[np.ndarray], w: WeightStore) -> np.ndarray:
-    return K.softmax(xs[0], _axis(op))
+    return kernels.softmax(xs[0], _axis(op))
 
 
 # the interpreter --------------------------------------------------------------------------
@@ -235,7 +235,7 @@ def _check_inputs(graph: Graph, inputs: Sequence[np.ndarray]) -> tuple[list[np.n
                          f"got {len(inputs)}")
     arrays, counts = [], set()
     for value, x in zip(graph.inputs, inputs, strict=True):
-        x = K.as_f32(np.asarray(x))
+        x = kernels.as_f32(np.asarray(x))
         batch, rest = value.type.shape[0], value.type.shape[1:]
         if x.ndim != value.type.rank or x.shape[1:] != rest or x.shape[0] % batch or not len(x):
             want = "x".join(["N" if batch == 1 else f"N*{batch}", *map(str, rest)])
