@@ -10,15 +10,13 @@ import numpy as np
 import pytest
 from spiking_models import analog_unet, convert, images
 
-from snncc.cli.main import main
-from snncc.diagnostics import SnnccError
 from snncc.hw.loihi.formats import (
     BIAS_MAN_MAX,
     VTH_EXP,
     choose_format,
     current_decay,
 )
-from snncc.ir import load_ir, print_graph, save_ir
+from snncc.ir import load_ir, print_graph
 from snncc.ir.ops import IF, Readout
 
 GOLDEN = Path(__file__).parent / "golden" / "quantize-weights"
