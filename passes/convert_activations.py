@@ -53,14 +53,14 @@ from snncc.ir.ops import (
     Relu,
     SpikeInput,
 )
-from snncc.ir.ops.analog import VIEWS, through_views
-from snncc.passes.fuse_linear import SYNAPSE, is_source, restore_names
+from snncc.ir.ops.analog import through_views
+from snncc.ir.ops.kinds import SpikeSource, Synapse, View
+from snncc.passes.fuse_linear import is_source, restore_names
 from snncc.passes.remove_dead_ops import remove_dead_ops
 from snncc.passes.support.linear_maps import ungroup
 from snncc.passes.support.options import check
 from snncc.pipeline.pass_base import Pass, PassContext
 
-SPIKING = (SpikeInput, IF, LIF)
 DEFAULT_TAU_S = 0.003  # seconds; see docs/conversion.md ("Why loihi mode is the hard part")
 
 
@@ -120,7 +120,7 @@ def _projections(graph: Graph, z: Value, before: Op | None, wanted: list[tuple[V
             values.append(_identity_projection(graph, u, before))
             continue
         op = u.owner
-        if not isinstance(op, SYNAPSE):
+        if not isinstance(op, Synapse):
             raise _fail(op, "feeds a population but is not a synapse op")
         values += _split(graph, op, before, wanted)
         if op.attrs.bias is not None:
@@ -142,7 +142,7 @@ def readout_delays(graph: Graph) -> dict[int, int]:
     for op in graph.ops:
         before = max((hops.get(id(v), 0) for v in op.inputs), default=0)
         cost = 0
-        if isinstance(op, SPIKING):
+        if isinstance(op, SpikeSource):
             cost = 1 + round(getattr(op.attrs, "tau_s", 0.0) / dt)
         hops[id(op.result)] = before + cost
     return hops
@@ -216,9 +216,9 @@ class ConvertActivations(Pass):
                 wanted.append((pop, op.result.name))
                 populations += 1
         # host ops (sigmoid, softmax) and graph outputs read currents or populations
-        feeds_host = (*SYNAPSE, Add, IF, LIF)
+        feeds_host = (Synapse, Add, IF, LIF)
         for op in list(graph.ops):
-            if isinstance(op, (*SYNAPSE, Add, Concat, *SPIKING, Readout, *VIEWS)):
+            if isinstance(op, (Synapse, Add, Concat, SpikeSource, Readout, View)):
                 continue
             for z in dict.fromkeys(op.inputs):
                 if isinstance(z.owner, feeds_host):
@@ -252,7 +252,7 @@ class ConvertActivations(Pass):
     def _check_spiking(graph: Graph) -> None:
         """Every synapse op must read a population (or, with input=current, the input)."""
         for op in graph.ops:
-            if isinstance(op, SYNAPSE):
+            if isinstance(op, Synapse):
                 src = through_views(op.inputs[0])
-                if src.owner is not None and not isinstance(src.owner, SPIKING):
+                if src.owner is not None and not isinstance(src.owner, SpikeSource):
                     raise _fail(op, f"reads {src.owner.name} '%{src.name}', not a population")

@@ -40,7 +40,7 @@ from snncc.ir.ops import (
     SumPool2d,
     Upsample,
 )
-from snncc.ir.ops.analog import VIEWS
+from snncc.ir.ops.kinds import Synapse, View
 from snncc.passes.remove_dead_ops import remove_dead_ops
 from snncc.passes.support.linear_maps import (
     LinMap,
@@ -56,7 +56,6 @@ from snncc.passes.support.linear_maps import (
 from snncc.pipeline.pass_base import Pass, PassContext
 
 LINEAR = (Conv2d, ConvTranspose2d, AvgPool2d, SumPool2d, Upsample, AffineConst, Dense)
-SYNAPSE = (Conv2d, ConvTranspose2d, Dense)
 
 
 def is_source(v: Value) -> bool:
@@ -64,7 +63,7 @@ def is_source(v: Value) -> bool:
     op = v.owner
     if op is None:
         return True
-    if isinstance(op, VIEWS):
+    if isinstance(op, View):
         return is_source(op.inputs[0])
     return not isinstance(op, (*LINEAR, Concat, Add))
 
@@ -73,7 +72,7 @@ def _direct(v: Value) -> bool:
     """A synapse op on a source, or on a concat of sources (which convert-activations
     splits)."""
     op = v.owner
-    if not isinstance(op, SYNAPSE):
+    if not isinstance(op, Synapse):
         return False
     u = op.inputs[0]
     return is_source(u) or (isinstance(u.owner, Concat) and u.owner.attrs.axis % 4 == 1
@@ -219,7 +218,7 @@ class FuseLinear(Pass):
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         fused: list[dict[str, object]] = []
         wanted: list[tuple[Value, str]] = []
-        linear_like = (*LINEAR, Concat, Add, *VIEWS)
+        linear_like = (*LINEAR, Concat, Add, View)
         try:
             for op in list(graph.ops):
                 if isinstance(op, linear_like) or op not in graph.ops:

@@ -27,19 +27,17 @@ from snncc.hw.loihi.formats import (
 )
 from snncc.ir.graph import Graph, Value
 from snncc.ir.op import Op
-from snncc.ir.ops import IF, LIF, Readout, SpikeInput
+from snncc.ir.ops import IF, LIF
 from snncc.ir.ops.analog import through_views
-from snncc.passes.fuse_linear import SYNAPSE
+from snncc.ir.ops.kinds import Population, SpikeSource, Synapse
 from snncc.passes.support.options import check
 from snncc.pipeline.pass_base import Pass, PassContext
-
-POPULATIONS = (IF, LIF, Readout)
 
 
 def source_population(v: Value) -> Op | None:
     """The spiking op a synapse op's input comes from (through flatten/reshape views)."""
     op = through_views(v).owner
-    return op if isinstance(op, (IF, LIF, SpikeInput)) else None
+    return op if isinstance(op, SpikeSource) else None
 
 
 def fold_amplitudes(graph: Graph) -> int:
@@ -47,7 +45,7 @@ def fold_amplitudes(graph: Graph) -> int:
     to 1. Returns how many synapse ops changed."""
     changed = 0
     for op in graph.ops:
-        if not isinstance(op, SYNAPSE):
+        if not isinstance(op, Synapse):
             continue
         src = source_population(op.inputs[0])
         if src is not None and src.attrs.amplitude != 1.0:
@@ -55,7 +53,7 @@ def fold_amplitudes(graph: Graph) -> int:
             op.replace_attrs(weight=graph.weights.add(op.attrs.weight.name, w))
             changed += 1
     for op in graph.ops:
-        if isinstance(op, (IF, LIF, SpikeInput)) and op.attrs.amplitude != 1.0:
+        if isinstance(op, SpikeSource) and op.attrs.amplitude != 1.0:
             op.replace_attrs(amplitude=1.0)
     return changed
 
@@ -63,7 +61,7 @@ def fold_amplitudes(graph: Graph) -> int:
 def quantize_population(graph: Graph, pop: Op, bits: int) -> dict[str, object]:
     """Quantize one block in place; return what it did for the report."""
     syn = [v.owner for v in pop.inputs]
-    if not all(isinstance(s, SYNAPSE) for s in syn):
+    if not all(isinstance(s, Synapse) for s in syn):
         raise SnnccError(f"quantize-weights: {pop.loc.describe()}: {pop.name} "
                          f"'%{pop.result.name}' has inputs that are not synapse ops")
     weights = [graph.weights[s.attrs.weight].astype(np.float64) for s in syn]
@@ -103,7 +101,7 @@ def quantize_population(graph: Graph, pop: Op, bits: int) -> dict[str, object]:
 def quantize_graph(graph: Graph, bits: int = 8, readout: bool = True) -> dict[str, object]:
     """Quantize every population (and readout) of a spiking graph; per-layer report."""
     fold_amplitudes(graph)
-    kinds = POPULATIONS if readout else (IF, LIF)
+    kinds = Population if readout else (IF, LIF)
     return {op.result.name: quantize_population(graph, op, bits)
             for op in graph.ops if isinstance(op, kinds)}
 

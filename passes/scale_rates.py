@@ -24,6 +24,7 @@ reset to zero are corrected for the rate they lose (see `scale_rates_compensatio
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,7 +33,8 @@ from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
 from snncc.ir.location import OnnxLoc
 from snncc.ir.op import Op
-from snncc.ir.ops import IF, LIF, Readout, SpikeInput
+from snncc.ir.ops import Readout, SpikeInput
+from snncc.ir.ops.kinds import Neurons, Population, SpikeSource
 from snncc.passes.quantize_weights import source_population
 from snncc.passes.support.options import check
 from snncc.passes.support.rate_compensation import zero_reset_gain
@@ -101,7 +103,7 @@ def from_stats_file(graph: Graph, path, percentile: float) -> dict[str, LayerAct
                          f"activations but scale-rates asks for the {percentile:g}th; pass "
                          f"scale-rates{{percentile={stats.percentile:g}}} or use calibration "
                          "images (--calibration)")
-    pops = [op for op in graph.ops if isinstance(op, (IF, LIF))]
+    pops = [op for op in graph.ops if isinstance(op, Neurons)]
     unnamed = [op.result.name for op in pops if _node(op) is None]
     if unnamed:
         raise SnnccError(f"scale-rates: populations {', '.join(unnamed)} carry no ONNX node "
@@ -124,6 +126,13 @@ def from_stats_file(graph: Graph, path, percentile: float) -> dict[str, LayerAct
     return out
 
 
+def expected_rate(mean_activation: float, unit: float) -> float | None:
+    """Spikes per step of an average neuron: its mean activation in units of `unit` (the
+    activation that fires once per step), at most one; None when the mean is unknown."""
+    rate = mean_activation / unit
+    return min(max(rate, 0.0), 1.0) if math.isfinite(rate) else None
+
+
 def _unit(activity: LayerActivity, rho: float) -> float:
     """u = λ / ρ: the activation one spike per step stands for."""
     return (activity.percentile if activity.percentile > 0 else 1.0) / rho
@@ -131,7 +140,7 @@ def _unit(activity: LayerActivity, rho: float) -> float:
 
 def rescale(graph: Graph, units: dict[str, float], gains: dict[str, float]) -> None:
     """Apply W' = W·A_src·u_src·θ·g/u and bias' = bias·θ·g/u (readouts: u = θ = g = 1)."""
-    for pop in [op for op in graph.ops if isinstance(op, (IF, LIF, Readout))]:
+    for pop in [op for op in graph.ops if isinstance(op, Population)]:
         name = pop.result.name
         if isinstance(pop, Readout):
             factor, bias_factor = 1.0, 1.0
@@ -153,7 +162,7 @@ def rescale(graph: Graph, units: dict[str, float], gains: dict[str, float]) -> N
             u = units[op.result.name]
             op.replace_attrs(v_threshold=u, v_initial=op.attrs.v_initial * u / op.attrs.v_threshold,
                              amplitude=1.0)
-        elif isinstance(op, (IF, LIF)):
+        elif isinstance(op, Neurons):
             op.replace_attrs(amplitude=1.0)
 
 
@@ -174,14 +183,14 @@ class ScaleRates(Pass):
               f"{self.percentile}")
         check(self.target_rate is None or self.target_rate > 0, "scale-rates: target-rate "
               f"must be > 0 Hz, got {self.target_rate}")
+        check(self.batch_size >= 1, f"scale-rates: batch-size must be ≥ 1, got {self.batch_size}")
 
     def rate_hz(self, graph: Graph) -> float:
         """The target rate: as given, else chosen against the populations' rate curve."""
         if self.target_rate is not None:
             return self.target_rate
-        zero = any(op.attrs.reset == "zero" for op in graph.ops if isinstance(op, (IF, LIF)))
+        zero = any(op.attrs.reset == "zero" for op in graph.ops if isinstance(op, Neurons))
         return min(RESET_ZERO_RATE_HZ if zero else SOFT_RESET_RATE_HZ, 1 / graph.attrs.dt)
-        check(self.batch_size >= 1, f"scale-rates: batch-size must be ≥ 1, got {self.batch_size}")
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         dt = graph.attrs.dt
@@ -207,13 +216,14 @@ class ScaleRates(Pass):
         gains = {}
         if self.compensate:
             for op in graph.ops:
-                if isinstance(op, (IF, LIF)) and op.attrs.reset == "zero":
+                if isinstance(op, Neurons) and op.attrs.reset == "zero":
                     gains[op.result.name] = zero_reset_gain(acts[op.result.name], rho)
         rescale(graph, units, gains)
         layers = {}
         for op in graph.ops:
-            if isinstance(op, (SpikeInput, IF, LIF)):
+            if isinstance(op, SpikeSource):
                 a = acts[op.result.name]
+                op.replace_attrs(mean_rate=expected_rate(a.mean, units[op.result.name]))
                 layers[op.result.name] = {
                     "onnx_node": _node(op), "percentile_activation": a.percentile,
                     "mean_activation": a.mean, "scale": units[op.result.name] * rho,

@@ -9,19 +9,16 @@ import numpy as np
 import pytest
 
 from snncc.cli.main import main
-from snncc.evaluate.estimate import mean_rates
 from snncc.ir.io import load_ir
+from snncc.ir.summary import mean_rates
+from snncc.passes.scale_rates import expected_rate
 
 
-def test_mean_rates_divide_mean_activation_by_unit_and_cap_at_one_spike():
-    report = {"scale-rates": {"layers": {
-        "a": {"mean_activation": 0.5, "unit": 2.0},
-        "b": {"mean_activation": 9.0, "unit": 2.0},
-        "input": {"mean_activation": math.nan, "unit": 4.0},
-        "dead": {"mean_activation": 0.0, "unit": 0.0},
-    }}}
-    assert mean_rates(report) == {"a": 0.25, "b": 1.0}
-    assert mean_rates({}) == {}
+def test_expected_rate_divides_mean_activation_by_unit_and_caps_at_one_spike():
+    assert expected_rate(0.5, 2.0) == 0.25
+    assert expected_rate(9.0, 2.0) == 1.0
+    assert expected_rate(-1.0, 2.0) == 0.0
+    assert expected_rate(math.nan, 4.0) is None  # an input whose mean a stats file lacks
 
 
 def test_compile_prints_and_records_the_expected_energy(tmp_path, capsys):
@@ -39,8 +36,11 @@ def test_compile_prints_and_records_the_expected_energy(tmp_path, capsys):
 
     report = json.loads((out / "report.json").read_text())
     estimate = report["energy_estimate"]
-    rates = mean_rates(report["pass_reports"])
     graph = load_ir(out / "model.snnir")
+    rates = mean_rates(graph)
+    layers = report["pass_reports"]["scale-rates"]["layers"]
+    assert rates == pytest.approx({k: min(v["mean_activation"] / v["unit"], 1.0)
+                                   for k, v in layers.items()})
     sizes = {op.result.name: int(np.prod(op.result.type.shape[1:])) for op in graph.ops}
     expected = sum(r * sizes[k] * 100 for k, r in rates.items())
     assert estimate["loihi_counts"]["spikes"] == pytest.approx(expected)

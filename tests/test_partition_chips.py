@@ -12,9 +12,10 @@ from loihi_graphs import spiking_unet
 
 from snncc.cli.main import main
 from snncc.diagnostics import SnnccError
+from snncc.hw.loihi.chip_blocks import block_graph, layer_rates
 from snncc.hw.loihi.geometry import lower
 from snncc.ir.ops import IF
-from snncc.passes.partition_chips import PartitionChips, block_graph, layer_rates
+from snncc.passes.partition_chips import PartitionChips
 from snncc.passes.tile_cores import TileCores
 from snncc.pipeline import PassContext, PassManager, parse_pipeline
 from snncc.pipeline.options import PipelineError
@@ -30,13 +31,10 @@ def tiled(size: int = 16, fraction: float = 0.05):
     return g
 
 
-def rates_report(graph, rate: float) -> PassContext:
-    """A context as scale-rates leaves it: every population's mean rate is `rate`."""
-    ctx = PassContext()
-    layers = {op.result.name: {"mean_activation": rate * 2.0, "unit": 2.0}
-              for op in graph.ops_of(IF)}
-    ctx.record("scale-rates", layers=layers)
-    return ctx
+def set_rates(graph, rate: float) -> None:
+    """As scale-rates leaves the IR: every population's mean rate is `rate`."""
+    for op in graph.ops_of(IF):
+        op.replace_attrs(mean_rate=rate)
 
 
 def test_chips_are_written_per_block_within_capacity():
@@ -58,12 +56,13 @@ def test_chips_are_written_per_block_within_capacity():
 def test_measured_rates_scale_the_traffic():
     g = tiled()
     blocks = block_graph(lower(g), None)
-    ctx = rates_report(g, 0.125)
-    rates, source = layer_rates(lower(g), ctx)
+    set_rates(g, 0.125)
+    rates, source = layer_rates(g, lower(g))
     assert source.startswith("scale-rates") and set(rates.values()) == {0.125}
     scaled = block_graph(lower(g), rates)
     assert scaled.edges.keys() == blocks.edges.keys()
     assert all(scaled.edges[e] == pytest.approx(0.125 * w) for e, w in blocks.edges.items())
+    ctx = PassContext()
     PartitionChips(cores_per_chip=4).run(g, ctx)
     report = ctx.report["partition-chips"]
     total = report["interchip_spikes_per_step"] + report["intrachip_spikes_per_step"]
@@ -79,7 +78,8 @@ def test_traffic_equals_nengo_loihi_estimate_on_the_built_model():
     from snncc.targets.loihi.allocator import placement_allocator
 
     g = tiled(16, 0.05)
-    ctx = rates_report(g, 0.25)
+    set_rates(g, 0.25)
+    ctx = PassContext()
     PartitionChips(cores_per_chip=3).run(g, ctx)
     lowered = lower(g)
     _, nengo_loihi = import_nengo()

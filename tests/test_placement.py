@@ -12,7 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snncc.passes.placement import BlockGraph, PlacementError, chips_needed, partition, traffic
+from snncc.hw.loihi.blockgraph import BlockGraph, traffic
+from snncc.hw.loihi.placement_error import PlacementError
+from snncc.passes.placement import chips_needed, partition
 from snncc.passes.placement.initial import by_order, layer_order
 
 

@@ -48,11 +48,11 @@ from nengo_loihi.hardware.allocators import (
 from nengo_loihi.hardware.nxsdk_objects import Board
 
 from snncc.frontend.onnx import import_onnx
+from snncc.hw.loihi.blockgraph import Adjacency, BlockGraph, traffic
+from snncc.hw.loihi.chip_blocks import block_graph, block_name, layer_rates
 from snncc.hw.loihi.geometry import lower
 from snncc.hw.loihi.limits import block_grid
-from snncc.passes.partition_chips import block_graph, block_name, layer_rates
-from snncc.passes.placement import BlockGraph, partition, traffic
-from snncc.passes.placement.graph import Adjacency
+from snncc.passes.placement import partition
 from snncc.pipeline import PassContext, PassManager, parse_pipeline
 from snncc.targets.loihi import LoihiTarget
 from snncc.targets.loihi.builder import build as build_network
@@ -248,9 +248,9 @@ class Built:
 
 def build(cfg: Config, workdir: Path) -> Built:
     t = time.perf_counter()
-    ir, ctx = compile_tiled(cfg, workdir)
+    ir, _ = compile_tiled(cfg, workdir)
     lowered = lower(ir)
-    rates, _ = layer_rates(lowered, ctx)
+    rates, _ = layer_rates(ir, lowered)
     assert rates is not None, "scale-rates reported every layer's mean rate"
     graph = block_graph(lowered, rates)
     model, ensembles = build_model(ir)

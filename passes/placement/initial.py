@@ -20,7 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from snncc.passes.placement.graph import Block
+from snncc.hw.loihi.blockgraph import Block
 from snncc.passes.placement.refine import Neighbours
 
 

@@ -23,7 +23,7 @@ from snncc.evaluate.energy_report import energy_report, onnx_macs
 from snncc.evaluate.metrics import mean_metrics, segmentation_metrics, to_mask
 from snncc.hw.energy import EnergyConstants
 from snncc.ir.graph import Graph
-from snncc.ir.ops import IF, LIF
+from snncc.ir.ops.kinds import Neurons
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ def _with_population_outputs(graph: Graph) -> Graph:
     """A shallow copy of `graph` whose outputs also include every IF/LIF population (the
     simulator then returns each neuron's mean rate × amplitude)."""
     out = copy.copy(graph)
-    out.outputs = [*graph.outputs, *(op.result for op in graph.ops if isinstance(op, (IF, LIF)))]
+    out.outputs = [*graph.outputs, *(op.result for op in graph.ops if isinstance(op, Neurons))]
     return out
 
 
@@ -171,7 +171,7 @@ def evaluate(graph: Graph, ann: OnnxModel, data: LabelledImages, settings: EvalS
     cpu_seconds = ann.seconds_per_inference(inputs.batch)
     ann_rows = _score(ann_masks, inputs.labels)
     steps = graph.attrs.timesteps if settings.timesteps is None else settings.timesteps
-    populations = [op for op in graph.ops if isinstance(op, (IF, LIF))]
+    populations = [op for op in graph.ops if isinstance(op, Neurons)]
     checkpoints = sorted({steps, *settings.sweep})
     run = run_spiking(_with_population_outputs(graph) if settings.neuron_rates else graph,
                       [inputs.batch], mode=settings.mode, timesteps=checkpoints[-1],

@@ -10,10 +10,10 @@ from typing import Any
 
 from snncc.evaluate.traffic import chip_traffic
 from snncc.hw.energy import EnergyConstants, ann_energy, count_macs, fan_out, loihi_energy
+from snncc.hw.loihi.limits import LOIHI_CORES_PER_CHIP
 from snncc.ir.graph import Graph
-from snncc.ir.ops import IF, LIF, Readout
+from snncc.ir.ops.kinds import Population
 from snncc.ir.ops.spiking import block_count
-from snncc.passes.placement import LOIHI_CORES_PER_CHIP
 
 NO_PLACEMENT = ("no chip placement in the IR (run partition-chips): inter-chip spikes "
                 "counted as zero")
@@ -31,7 +31,7 @@ def _chips_from_blocks(graph: Graph) -> int:
     """Chips the tiled blocks need at one core per block (1 when the graph is not tiled)."""
     cores = sum(block_count(op.result.type.shape[1:], op.attrs.block_shape)
                 for op in graph.ops
-                if isinstance(op, (IF, LIF, Readout)) and op.attrs.block_shape is not None)
+                if isinstance(op, Population) and op.attrs.block_shape is not None)
     return max(1, -(-cores // LOIHI_CORES_PER_CHIP))
 
 

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from snncc.hw.loihi.blockgraph import traffic
 from snncc.ir.graph import Graph
-from snncc.ir.ops import IF, LIF, Readout
-from snncc.passes.placement.graph import traffic
+from snncc.ir.ops.kinds import Neurons, Population
 from snncc.passes.quantize_weights import source_population
 
 
@@ -45,7 +45,7 @@ def _one_per_spike(graph: Graph, spikes: Mapping[str, float]) -> float:
     """Messages when every spike is one message per projection it feeds (no placement)."""
     total = 0.0
     for syn in graph.ops:
-        feeds = any(isinstance(u, (IF, LIF, Readout)) for u in graph.users(syn.result))
+        feeds = any(isinstance(u, Population) for u in graph.users(syn.result))
         src = source_population(syn.inputs[0]) if feeds and syn.inputs else None
         if src is not None:
             total += spikes.get(src.result.name, 0.0)
@@ -54,10 +54,10 @@ def _one_per_spike(graph: Graph, spikes: Mapping[str, float]) -> float:
 
 def chip_traffic(graph: Graph, spikes: Mapping[str, float]) -> ChipTraffic:
     """Spike messages per image given each population's spike count per image (`spikes`)."""
+    from snncc.hw.loihi.chip_blocks import block_graph, placement_of
     from snncc.hw.loihi.geometry import lower
-    from snncc.passes.partition_chips import block_graph, placement_of
 
-    chips = {c for op in graph.ops if isinstance(op, (IF, LIF)) for c in op.attrs.chips}
+    chips = {c for op in graph.ops if isinstance(op, Neurons) for c in op.attrs.chips}
     if not chips:
         return ChipTraffic(_one_per_spike(graph, spikes), 0.0, 0)
     lowered = lower(graph)

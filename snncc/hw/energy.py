@@ -20,7 +20,8 @@ from typing import Any
 from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
 from snncc.ir.ops import Readout, SpikeInput
-from snncc.ir.summary import POPULATIONS, population_size, synapse_count
+from snncc.ir.ops.kinds import Population
+from snncc.ir.summary import population_size, synapse_count
 
 PJ = 1e-12
 
@@ -67,7 +68,7 @@ def fan_out(graph: Graph) -> dict[str, float]:
     spikes drive on-chip synapses); readouts drive nothing."""
     out: dict[str, float] = {}
     for op in graph.ops:
-        if isinstance(op, (*POPULATIONS, SpikeInput)) and not isinstance(op, Readout):
+        if isinstance(op, (Population, SpikeInput)) and not isinstance(op, Readout):
             users = graph.users(op.result)
             total = sum(synapse_count(u, graph.weights) for u in users)
             out[op.result.name] = total / math.prod(op.result.type.shape[1:])
@@ -96,7 +97,7 @@ def loihi_energy(
     if unknown:
         raise SnnccError(f"spike counts name populations the graph does not have: {unknown}")
     fanouts = fan_out(graph)
-    neurons = sum(population_size(op) for op in graph.ops if isinstance(op, POPULATIONS))
+    neurons = sum(population_size(op) for op in graph.ops if isinstance(op, Population))
     host = {op.result.name for op in graph.ops if isinstance(op, SpikeInput)}
     total_spikes = sum(n for name, n in spikes.items() if name not in host)
     messages = sum(spikes.values()) if messages is None else messages

@@ -9,10 +9,9 @@ import numpy as np
 
 from snncc.ir.graph import Graph
 from snncc.ir.op import Op
-from snncc.ir.ops import IF, LIF, AvgPool2d, Conv2d, ConvTranspose2d, Dense, Readout, SumPool2d
+from snncc.ir.ops import AvgPool2d, Conv2d, ConvTranspose2d, Dense, SumPool2d
+from snncc.ir.ops.kinds import Population, SpikeSource
 from snncc.ir.weights import WeightStore
-
-POPULATIONS = (IF, LIF, Readout)
 
 
 def _conv_taps(size_in: int, size_out: int, k: int, stride: int, pad: int, dil: int) -> int:
@@ -49,10 +48,17 @@ def synapse_count(op: Op, weights: WeightStore) -> int:
 
 def population_size(op: Op) -> int:
     """Neurons of a population op per image (0 for other ops)."""
-    if not isinstance(op, POPULATIONS):
+    if not isinstance(op, Population):
         return 0
     shape = op.result.type.shape
     return int(np.prod(shape[1:])) if shape else 1
+
+
+def mean_rates(graph: Graph) -> dict[str, float]:
+    """Expected spikes per step of an average neuron of each spike source that carries a
+    `mean_rate` (set by scale-rates from the activation statistics)."""
+    return {op.result.name: op.attrs.mean_rate for op in graph.ops
+            if isinstance(op, SpikeSource) and op.attrs.mean_rate is not None}
 
 
 def summarize(graph: Graph) -> dict[str, Any]:

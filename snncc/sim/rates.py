@@ -17,7 +17,8 @@ import numpy as np
 
 from snncc.ir.graph import Graph, Value
 from snncc.ir.op import Op
-from snncc.ir.ops import IF, LIF, Add, AffineConst, Readout, Relu, SpikeInput
+from snncc.ir.ops import Add, AffineConst, Readout, Relu, SpikeInput
+from snncc.ir.ops.kinds import Population, SpikeSource
 from snncc.ir.weights import WeightStore
 
 
@@ -51,7 +52,7 @@ def rate_model(graph: Graph, ann: bool = False) -> RateModel:
         if isinstance(op, SpikeInput):
             out = _scaled(g, ins[0], 1.0 if ann else a.amplitude / a.v_threshold, name)
             acts[name] = out
-        elif isinstance(op, (IF, LIF, Readout)):
+        elif isinstance(op, Population):
             total = ins[0] if len(ins) == 1 else g.add(Add, ins, name=f"{name}_sum")
             if a.bias is not None:
                 b = graph.weights[a.bias]
@@ -75,4 +76,4 @@ def rate_model(graph: Graph, ann: bool = False) -> RateModel:
 
 def population_ops(graph: Graph) -> list[Op]:
     """The spiking populations (input population first), in graph order."""
-    return [op for op in graph.ops if isinstance(op, (SpikeInput, IF, LIF))]
+    return [op for op in graph.ops if isinstance(op, SpikeSource)]

@@ -26,14 +26,14 @@ from snncc.ir.interp import kernels
 from snncc.ir.interp.analog import ANALOG_KERNELS
 from snncc.ir.location import OnnxLoc
 from snncc.ir.op import Op
-from snncc.ir.ops import IF, LIF, Conv2d, ConvTranspose2d, Dense, Readout, SpikeInput
-from snncc.ir.ops.analog import VIEWS, through_views
+from snncc.ir.ops import LIF, Conv2d, ConvTranspose2d, Readout, SpikeInput
+from snncc.ir.ops.analog import through_views
+from snncc.ir.ops.kinds import Neurons, Population, SpikeSource, Synapse, View
 from snncc.passes.quantize_weights import quantize_graph
 from snncc.pipeline.target import RunResult
 from snncc.sim.dynamics import FloatNeurons, LoihiNeurons, lif_decay
 
 MODES = ("ideal", "loihi")
-SPIKING = (SpikeInput, IF, LIF)
 
 
 @dataclass
@@ -74,28 +74,28 @@ def _plan(graph: Graph, mode: str) -> _Plan:
     host: list[Op] = []
     spiking: set[int] = set()
     synapses: dict[int, _Synapse] = {}
-    feeds = {id(v) for op in graph.ops if isinstance(op, (IF, LIF, Readout)) for v in op.inputs}
+    feeds = {id(v) for op in graph.ops if isinstance(op, Population) for v in op.inputs}
     scale = {}
     for op in graph.ops:
-        if mode == "loihi" and isinstance(op, (IF, LIF, Readout)) and op.attrs.v_scale:
+        if mode == "loihi" and isinstance(op, Population) and op.attrs.v_scale:
             scale[id(op.result)] = op.attrs.v_scale
             _, u_infactor = current_decay(graph.attrs.dt, getattr(op.attrs, "tau_s", 0.0))
             for v in op.inputs:
                 scale[id(v)] = op.attrs.v_scale * u_infactor
     for op in graph.ops:
-        if isinstance(op, SPIKING) or (isinstance(op, VIEWS) and id(op.inputs[0]) in spiking):
+        if isinstance(op, SpikeSource) or (isinstance(op, View) and id(op.inputs[0]) in spiking):
             spiking.add(id(op.result))
             loop.append(op)
         elif isinstance(op, Readout):
             loop.append(op)
         elif id(op.result) in feeds:
-            if not isinstance(op, (Conv2d, ConvTranspose2d, Dense)):
+            if not isinstance(op, Synapse):
                 raise SnnccError(f"{op.loc.describe()}: {op.name} '%{op.result.name}' feeds a "
                                  "population but is not a synapse op; run fuse-linear and "
                                  "convert-activations first")
             w = graph.weights[op.attrs.weight].astype(np.float64)
             src = through_views(op.inputs[0]).owner
-            if isinstance(src, SPIKING):
+            if isinstance(src, SpikeSource):
                 w = w * src.attrs.amplitude
             if id(op.result) in scale:
                 w = np.rint(w * scale[id(op.result)])
@@ -103,7 +103,7 @@ def _plan(graph: Graph, mode: str) -> _Plan:
             loop.append(op)
         else:
             host.append(op)
-    if not any(isinstance(op, (IF, LIF, Readout)) for op in loop):
+    if not any(isinstance(op, Population) for op in loop):
         raise SnnccError(f"graph @{graph.name} has no spiking populations; run "
                          "convert-activations (and scale-rates) before a spiking mode")
     return _Plan(loop, host, synapses, spiking, scale)
@@ -152,7 +152,7 @@ def _decode(plan: _Plan, sums: dict[int, np.ndarray], delays: dict[int, int],
         key = id(op.result)
         if isinstance(op, Readout):
             out[key] = (sums[key] / (done - delays[key])).astype(np.float32)
-        elif isinstance(op, SPIKING):
+        elif isinstance(op, SpikeSource):
             out[key] = (sums[key] * (op.attrs.amplitude / done)).astype(np.float32)
     return out
 
@@ -168,7 +168,7 @@ def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int,
     const: dict[int, np.ndarray] = {}
     for op in plan.loop:
         shape = (n, *op.result.type.shape[1:])
-        if isinstance(op, (*SPIKING, Readout)):
+        if isinstance(op, (SpikeSource, Population)):
             if isinstance(op, Readout):
                 integer = mode == "loihi" and id(op.result) in plan.scale
                 state[id(op.result)] = (LoihiNeurons(np.zeros(shape, np.int64), 0, np.rint(
@@ -177,12 +177,12 @@ def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int,
             else:
                 state[id(op.result)] = _neurons(graph, op, shape, mode, plan)
             sums[id(op.result)] = np.zeros(shape, np.float64)
-            if isinstance(op, SPIKING):
+            if isinstance(op, SpikeSource):
                 prev[id(op.result)] = np.zeros(shape, bool)
         elif id(op.result) in plan.synapses and id(op.inputs[0]) in env:
             const[id(op.result)] = plan.synapses[id(op.result)](env[id(op.inputs[0])])
     for op in plan.loop:
-        if isinstance(op, VIEWS):
+        if isinstance(op, View):
             prev[id(op.result)] = ANALOG_KERNELS[type(op)].run(op, [prev[id(op.inputs[0])]],
                                                                graph.weights)
     delays = {id(op.result): op.attrs.delay for op in plan.loop if isinstance(op, Readout)}
@@ -197,7 +197,7 @@ def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int,
                 else:
                     src = (prev if mode == "loihi" else cur)[id(op.inputs[0])]
                     currents[key] = plan.synapses[key](src) if src.any() else 0.0
-            elif isinstance(op, VIEWS):
+            elif isinstance(op, View):
                 cur[key] = ANALOG_KERNELS[type(op)].run(op, [cur[id(op.inputs[0])]],
                                                         graph.weights)
             elif isinstance(op, SpikeInput):
@@ -225,13 +225,13 @@ def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int,
             frames[t + 1].append([snapshot[id(v)] for v in graph.outputs])
             counts = stats.frame_spikes.setdefault(t + 1, {})
             for op in plan.loop:
-                if isinstance(op, SPIKING):
+                if isinstance(op, SpikeSource):
                     name = op.result.name
                     counts[name] = counts.get(name, 0) + int(sums[id(op.result)].sum())
     env.update(_decode(plan, sums, delays, steps))
     for op in plan.loop:
         key = id(op.result)
-        if isinstance(op, SPIKING):
+        if isinstance(op, SpikeSource):
             stats.spikes[op.result.name] = (stats.spikes.get(op.result.name, 0)
                                             + int(sums[key].sum()))
         if isinstance(state.get(key), LoihiNeurons):
@@ -254,7 +254,7 @@ def _layer_stats(graph: Graph, stats: _Stats, images: int, steps: int) -> dict[s
     layers: dict[str, dict[str, object]] = {}
     total_spikes, total_neurons = 0, 0
     for op in graph.ops:
-        if not isinstance(op, SPIKING):
+        if not isinstance(op, SpikeSource):
             continue
         neurons = int(np.prod(op.result.type.shape[1:]))
         count = stats.spikes.get(op.result.name, 0)
@@ -306,7 +306,7 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
                          f"{first}..{steps} (after the readout delay)")
     x = _check_inputs(graph, inputs)
     on_the_fly = mode == "loihi" and any(
-        op.attrs.v_scale is None for op in graph.ops if isinstance(op, (IF, LIF)))
+        op.attrs.v_scale is None for op in graph.ops if isinstance(op, Neurons))
     if on_the_fly:
         graph = copy.deepcopy(graph)
         quantize_graph(graph, bits=8)

@@ -17,11 +17,10 @@ import numpy as np
 
 from snncc.diagnostics import SnnccError
 from snncc.hw.loihi.geometry import SYNAPSE_OPS, Lowered, lower
-from snncc.hw.loihi.limits import POP32_SLOTS, Counter, summarize_use
+from snncc.hw.loihi.limits import LOIHI_CORES_PER_CHIP, POP32_SLOTS, Counter, summarize_use
 from snncc.ir.graph import Graph
 from snncc.ir.ops import IF, LIF, Flatten, Readout, Reshape, Sigmoid, Softmax, SpikeInput
 from snncc.ir.summary import synapse_count
-from snncc.passes.placement import LOIHI_CORES_PER_CHIP
 from snncc.pipeline.pass_base import PassContext
 from snncc.pipeline.target import RunResult, Target
 from snncc.targets.loihi.builder import import_nengo, neuron_problem
@@ -80,13 +79,13 @@ def _facts(graph: Graph, lowered: Lowered) -> dict[str, Any]:
             "readout": READOUT_NOTE, "layers": layers, "projections": projections}
 
 
-def _placement(lowered: Lowered, ctx: PassContext, outdir: Path) -> dict[str, Any]:
+def _placement(graph: Graph, lowered: Lowered, outdir: Path) -> dict[str, Any]:
     """Traffic of the IR's placement (rates as partition-chips used them) and its picture,
     `placement.png`."""
-    from snncc.passes.partition_chips import block_graph, layer_rates, placement_of
-    from snncc.passes.placement import plot_placement
+    from snncc.hw.loihi.chip_blocks import block_graph, layer_rates, placement_of
+    from snncc.targets.loihi.placement_plot import plot_placement
 
-    rates, source = layer_rates(lowered, ctx)
+    rates, source = layer_rates(graph, lowered)
     blocks = block_graph(lowered, rates)
     placement = placement_of(lowered, blocks)
     plot_placement(blocks, placement, outdir / "placement.png")
@@ -153,7 +152,7 @@ class LoihiTarget(Target):
         (outdir / "loihi.json").write_text(json.dumps(build, indent=2) + "\n")
         facts["build_facts"] = "loihi.json"
         if facts["chips"] is not None:
-            facts.update(_placement(lowered, ctx, outdir))
+            facts.update(_placement(graph, lowered, outdir))
         return facts
 
     def run(self, graph: Graph, inputs: list[np.ndarray], mode: str,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from snncc.diagnostics import SnnccError
-from snncc.passes.placement import LOIHI_CORES_PER_CHIP
+from snncc.hw.loihi.limits import LOIHI_CORES_PER_CHIP
 from snncc.targets.loihi.builder import import_nengo
 
 

@@ -35,8 +35,6 @@ from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph, Value
 from snncc.ir.op import Op
 from snncc.ir.ops import (
-    IF,
-    LIF,
     AvgPool2d,
     Conv2d,
     ConvTranspose2d,
@@ -47,8 +45,8 @@ from snncc.ir.ops import (
     Upsample,
 )
 from snncc.ir.ops.analog import through_views
+from snncc.ir.ops.kinds import Population, SpikeSource
 
-SPIKING = (IF, LIF, SpikeInput)
 SYNAPSE_OPS = (Conv2d, ConvTranspose2d, Dense, AvgPool2d, SumPool2d, Upsample)
 Role = Literal["chip", "input", "readout"]
 
@@ -282,7 +280,7 @@ def lower(graph: Graph) -> Lowered:
         if isinstance(op, SpikeInput):
             layers.append(Layer(op, "input", (), tuple(op.inputs)))
             continue
-        if not isinstance(op, (IF, LIF, Readout)):
+        if not isinstance(op, Population):
             continue
         projections: list[Projection] = []
         host: list[Op | Value] = []
@@ -291,7 +289,7 @@ def lower(graph: Graph) -> Lowered:
             pre = through_views(src.inputs[0]) if isinstance(src, SYNAPSE_OPS) else None
             if id(v) in graph_inputs or (pre is not None and id(pre) in graph_inputs):
                 host.append(v if id(v) in graph_inputs else src)
-            elif pre is not None and isinstance(pre.owner, SPIKING):
+            elif pre is not None and isinstance(pre.owner, SpikeSource):
                 projections.append(projection(src, graph))
             else:
                 what = src.name if src is not None else "a value"

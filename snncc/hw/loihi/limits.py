@@ -38,6 +38,8 @@ MAX_OUT_AXONS = 4096
 MAX_SYNAPSE_BITS = 16384 * 64
 MAX_SYNAPSE_CONFIGS = 16
 POP32_SLOTS = 2
+LOIHI_CORES_PER_CHIP = 128  # cores per Loihi chip (nengo-loihi hardware/allocators.py)
+
 LIMITS: dict[str, int] = {
     "compartments": MAX_COMPARTMENTS,
     "in_axons": MAX_IN_AXONS,

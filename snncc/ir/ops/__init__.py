@@ -20,6 +20,7 @@ from snncc.ir.ops.analog import (
     Upsample,
 )
 from snncc.ir.ops.encoding import SpikeInput
+from snncc.ir.ops.kinds import Neurons, Population, SpikeSource, Synapse, View
 from snncc.ir.ops.spiking import IF, LIF, Readout
 
 __all__ = [
@@ -34,15 +35,20 @@ __all__ = [
     "ConvTranspose2d",
     "Dense",
     "Flatten",
+    "Neurons",
+    "Population",
     "Readout",
     "Relu",
     "Reshape",
     "Sigmoid",
     "Softmax",
     "SpikeInput",
+    "SpikeSource",
     "SumPool2d",
+    "Synapse",
     "Transpose",
     "Upsample",
+    "View",
     "analog",
     "encoding",
     "spiking",

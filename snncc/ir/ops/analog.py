@@ -24,6 +24,7 @@ from snncc.ir.ops.common import (
     same_shapes,
     weight,
 )
+from snncc.ir.ops.kinds import Synapse, View
 from snncc.ir.types import TensorType
 from snncc.ir.weights import WeightStore
 
@@ -45,7 +46,7 @@ class ConvAttrs:
 
 
 @register_op
-class Conv2d(Op):
+class Conv2d(Synapse):
     name = "syn.conv2d"
     summary = "2-D convolution (cross-correlation) with optional bias"
     Attrs = ConvAttrs
@@ -86,7 +87,7 @@ class ConvTransposeAttrs:
 
 
 @register_op
-class ConvTranspose2d(Op):
+class ConvTranspose2d(Synapse):
     name = "syn.conv_transpose2d"
     summary = "2-D transposed convolution with output padding and optional bias"
     Attrs = ConvTransposeAttrs
@@ -296,7 +297,7 @@ class DenseAttrs:
 
 
 @register_op
-class Dense(Op):
+class Dense(Synapse):
     name = "syn.dense"
     summary = "fully connected layer y = x W^T + b, weight (out, in)"
     Attrs = DenseAttrs
@@ -313,7 +314,7 @@ class Dense(Op):
 
 
 @register_op
-class Flatten(Op):
+class Flatten(View):
     name = "syn.flatten"
     summary = "flatten to 2-D: dimensions before axis, and from axis on"
     Attrs = AxisAttrs
@@ -332,7 +333,7 @@ class ReshapeAttrs:
 
 
 @register_op
-class Reshape(Op):
+class Reshape(View):
     name = "syn.reshape"
     summary = "reshape to a static shape with the same number of elements"
     Attrs = ReshapeAttrs
@@ -401,12 +402,9 @@ class Softmax(Op):
         return x
 
 
-VIEWS = (Flatten, Reshape)
-
-
 def through_views(v: Value) -> Value:
     """`v` itself, or the value a chain of flatten / reshape views of it starts from (views
     only relabel a population's neurons)."""
-    while isinstance(v.owner, VIEWS):
+    while isinstance(v.owner, View):
         v = v.owner.inputs[0]
     return v

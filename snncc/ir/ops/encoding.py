@@ -9,10 +9,12 @@ other population's.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from snncc.ir.op import Op, register_op
+from snncc.ir.attributes import OMIT_DEFAULT
+from snncc.ir.op import register_op
 from snncc.ir.ops.common import float_input, require
+from snncc.ir.ops.kinds import SpikeSource
 from snncc.ir.ops.spiking import Reset
 from snncc.ir.types import TensorType
 from snncc.ir.weights import WeightStore
@@ -24,10 +26,11 @@ class SpikeInputAttrs:
     reset: Reset = "subtract"
     amplitude: float = 1.0
     v_initial: float = 0.0
+    mean_rate: float | None = field(default=None, metadata=OMIT_DEFAULT)
 
 
 @register_op
-class SpikeInput(Op):
+class SpikeInput(SpikeSource):
     """Host-side integrate-and-fire encoder of an analog input (one neuron per value)."""
 
     name = "neuron.input"
@@ -40,4 +43,6 @@ class SpikeInput(Op):
         float_input(x)
         require(attrs.v_threshold > 0, f"v_threshold must be > 0, got {attrs.v_threshold}")
         require(attrs.amplitude > 0, f"amplitude must be > 0, got {attrs.amplitude}")
+        require(attrs.mean_rate is None or 0 <= attrs.mean_rate <= 1,
+                f"mean_rate must lie in [0, 1] spikes per step, got {attrs.mean_rate}")
         return x.with_dtype("i1")

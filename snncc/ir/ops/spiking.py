@@ -17,7 +17,9 @@ time constant of the synaptic current filter: 0 (the default) adds each step's s
 input to the membrane as it arrives; τ_s > 0 low-passes it first, i ← i·e^(−dt/τ_s) +
 (1 − e^(−dt/τ_s))·q (Loihi's current decay; nengo's `Lowpass(τ_s)` synapse), so that
 excitatory and inhibitory spikes cancel before they reach a membrane that resets to zero
-and cannot go below zero.
+and cannot go below zero. `mean_rate` (set by `scale-rates`) is the expected spikes per
+step of an average neuron, from the activation statistics; partition-chips and the energy
+estimate weight traffic by it.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from snncc.ir.attributes import OMIT_DEFAULT, WeightRef
-from snncc.ir.op import Op, register_op
+from snncc.ir.op import register_op
 from snncc.ir.ops.common import float_input, per_channel, require, same_shapes
+from snncc.ir.ops.kinds import Neurons, Population
 from snncc.ir.types import TensorType
 from snncc.ir.weights import WeightStore
 
@@ -77,6 +80,8 @@ def _quant_checks(attrs: Any, n_inputs: int) -> None:
 
 def _filter_check(attrs: Any) -> None:
     require(attrs.tau_s >= 0, f"tau_s must be ≥ 0 seconds, got {attrs.tau_s}")
+    require(attrs.mean_rate is None or 0 <= attrs.mean_rate <= 1,
+            f"mean_rate must lie in [0, 1] spikes per step, got {attrs.mean_rate}")
 
 
 @dataclass(frozen=True)
@@ -93,10 +98,11 @@ class IFAttrs:
     weight_exps: tuple[int, ...] = ()
     weight_error: float | None = None
     tau_s: float = field(default=0.0, metadata=OMIT_DEFAULT)
+    mean_rate: float | None = field(default=None, metadata=OMIT_DEFAULT)
 
 
 @register_op
-class IF(Op):
+class IF(Neurons):
     """Integrate-and-fire: v += sum(inputs) + bias each step; spike and reset at v_threshold.
 
     A spike carries `amplitude` into the synapses it drives.
@@ -116,24 +122,19 @@ class IF(Op):
 
 
 @dataclass(frozen=True)
-class LIFAttrs:
+class _Leak:
     tau: float = 0.02
-    v_threshold: float = 1.0
+
+
+@dataclass(frozen=True)
+class LIFAttrs(IFAttrs, _Leak):
+    """IF's attributes after the membrane time constant `tau`; resets to zero by default."""
+
     reset: Reset = "zero"
-    refractory: int = 0
-    amplitude: float = 1.0
-    bias: WeightRef | None = None
-    block_shape: tuple[int, ...] | None = None
-    chips: tuple[int, ...] = ()
-    v_initial: float = 0.0
-    v_scale: float | None = None
-    weight_exps: tuple[int, ...] = ()
-    weight_error: float | None = None
-    tau_s: float = field(default=0.0, metadata=OMIT_DEFAULT)
 
 
 @register_op
-class LIF(Op):
+class LIF(Neurons):
     """Leaky integrate-and-fire with membrane time constant `tau` (seconds)."""
 
     name = "neuron.lif"
@@ -162,7 +163,7 @@ class ReadoutAttrs:
 
 
 @register_op
-class Readout(Op):
+class Readout(Population):
     """Non-spiking output: integrates its summed input current; the host reads the mean
     current over the run (what the ANN's last linear layer computed), leaving out the first
     `delay` steps, in which spikes from the input have not yet reached it."""

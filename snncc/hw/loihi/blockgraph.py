@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
-from snncc.passes.placement.errors import PlacementError
+from snncc.hw.loihi.placement_error import PlacementError
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snncc.passes.placement.graph import BlockGraph
+from snncc.hw.loihi.blockgraph import BlockGraph
 from snncc.passes.placement.partition import Placement
 
 

@@ -1,0 +1,35 @@
+"""Op kinds as base classes, so that passes, simulators and targets ask `isinstance(op,
+Population)` instead of each keeping its own tuple of op classes.
+
+- `SpikeSource`: its result is spikes (the host's input encoder and the neuron populations).
+- `Population`: a group of compartments whose input current is the sum of its inputs plus
+  its bias (the spiking neurons and the non-spiking readout); tiled into cores by tile-cores.
+- `Neurons`: a population of spiking neurons (both of the above; IF and LIF).
+- `Synapse`: a weighted projection (conv, transposed conv, dense) — what feeds a
+  population once fuse-linear has composed the linear chains.
+- `View`: relabels its input's elements without computing (flatten, reshape).
+"""
+
+from __future__ import annotations
+
+from snncc.ir.op import Op
+
+
+class SpikeSource(Op):
+    """An op whose result carries spikes."""
+
+
+class Population(Op):
+    """An op that sums its input currents into compartments (one per result element)."""
+
+
+class Neurons(SpikeSource, Population):
+    """A population of spiking neurons."""
+
+
+class Synapse(Op):
+    """A weighted projection with a `weight` attribute."""
+
+
+class View(Op):
+    """An op that only relabels its single input's elements."""
