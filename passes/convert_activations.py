@@ -53,8 +53,7 @@ from snncc.ir.ops import (
     Relu,
     SpikeInput,
 )
-from snncc.ir.ops.analog import through_views
-from snncc.ir.ops.kinds import SpikeSource, Synapse, View
+from snncc.ir.ops.kinds import SpikeSource, Synapse, View, through_views
 from snncc.passes.fuse_linear import is_source, restore_names
 from snncc.passes.remove_dead_ops import remove_dead_ops
 from snncc.passes.support.linear_maps import ungroup
@@ -65,7 +64,7 @@ DEFAULT_TAU_S = 0.003  # seconds; see docs/conversion.md ("Why loihi mode is the
 
 
 def _fail(op: Op, what: str) -> SnnccError:
-    return SnnccError(f"convert-activations: {op.loc.describe()}: {op.name} '%{op.result.name}' "
+    return SnnccError(f"convert-activations: {op.describe()} "
                       f"{what}; run fuse-linear before convert-activations so every population "
                       "reads synapse ops applied to populations")
 

@@ -124,7 +124,7 @@ def expand(graph: Graph, v: Value) -> Expansion:
         return Expansion(terms, bias)
     if isinstance(op, Concat):
         if op.attrs.axis % len(v.type.shape) != 1:
-            raise NotComposable(f"{op.loc.describe()}: {op.name} '%{op.result.name}' joins "
+            raise NotComposable(f"{op.describe()} joins "
                                 "along a non-channel axis; only channel concats compose")
         terms, bias, start = [], None, 0
         for u in op.inputs:
@@ -137,7 +137,7 @@ def expand(graph: Graph, v: Value) -> Expansion:
             start += u.type.shape[1]
         return Expansion(terms, bias)
     if not isinstance(op, LINEAR):
-        raise NotComposable(f"{op.loc.describe()}: {op.name} '%{op.result.name}' sits between "
+        raise NotComposable(f"{op.describe()} sits between "
                             "two populations but is not a linear op fuse-linear can compose")
     m, own_bias = of_op(graph, op)
     inner = op.inputs[0]

@@ -34,8 +34,7 @@ from snncc.ir.graph import Graph
 from snncc.ir.location import OnnxLoc
 from snncc.ir.op import Op
 from snncc.ir.ops import Readout, SpikeInput
-from snncc.ir.ops.kinds import Neurons, Population, SpikeSource
-from snncc.passes.quantize_weights import source_population
+from snncc.ir.ops.kinds import Neurons, Population, SpikeSource, source_population
 from snncc.passes.support.options import check
 from snncc.passes.support.rate_compensation import zero_reset_gain
 from snncc.pipeline.pass_base import Pass, PassContext

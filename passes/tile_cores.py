@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 
 from snncc.diagnostics import SnnccError
-from snncc.hw.loihi.geometry import Layer, lower, where
+from snncc.hw.loihi.geometry import Layer, lower
 from snncc.hw.loihi.limits import (
     LIMIT_WORDS,
     LIMITS,
@@ -101,7 +101,7 @@ class TileCores(Pass):
         assert best_fail is not None
         _, block, (key, value) = best_fail
         raise SnnccError(
-            f"{where(layer.op)}: no block shape fits a Loihi core: even the best block "
+            f"{layer.op.describe()}: no block shape fits a Loihi core: even the best block "
             f"{list(block)} of this {'x'.join(map(str, layer.shape))} layer needs {value} "
             f"{LIMIT_WORDS[key]} per core, more than the limit of {limits[key]}"
             f"{'' if self.max_fraction == 1 else f' ({self.max_fraction:g} of {LIMITS[key]})'}"

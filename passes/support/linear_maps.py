@@ -114,14 +114,14 @@ def of_op(graph: Graph, op: Op) -> tuple[LinMap, np.ndarray | None]:
     elif isinstance(op, (AvgPool2d, SumPool2d)):
         avg = isinstance(op, AvgPool2d)
         if avg and any(a.pads) and not a.count_include_pad:
-            raise NotComposable(f"{op.loc.describe()}: {op.name} '%{op.result.name}' pads "
+            raise NotComposable(f"{op.describe()} pads "
                                 "without counting the padding, so its divisor changes at the "
                                 "borders and it is no convolution; use count_include_pad or "
                                 "no padding")
         floor_shape = [pooled_size(n, k, s, lo, hi, False) for n, k, s, lo, hi in zip(
             in_shape[1:], a.kernel, a.strides, a.pads[:2], a.pads[2:], strict=True)]
         if list(out_shape[1:]) != floor_shape:
-            raise NotComposable(f"{op.loc.describe()}: {op.name} '%{op.result.name}' uses "
+            raise NotComposable(f"{op.describe()} uses "
                                 "ceil_mode with a partial last window, which no convolution "
                                 "computes; export the model without ceil_mode")
         value = 1.0 / (a.kernel[0] * a.kernel[1]) if avg else 1.0
@@ -137,7 +137,7 @@ def of_op(graph: Graph, op: Op) -> tuple[LinMap, np.ndarray | None]:
                    graph.weights[a.weight].astype(np.float64), ops=(op,))
         bias = None if a.bias is None else graph.weights[a.bias]
     else:
-        raise NotComposable(f"{op.loc.describe()}: {op.name} '%{op.result.name}' is not a "
+        raise NotComposable(f"{op.describe()} is not a "
                             "linear op fuse-linear can compose")
     return m, None if bias is None else np.asarray(bias, np.float64)
 
@@ -150,7 +150,7 @@ def _affine(graph: Graph, op: Op) -> tuple[LinMap, np.ndarray | None]:
     if op.attrs.scale is not None:
         full = np.broadcast_to(graph.weights[op.attrs.scale], shape)[0].reshape(channels, -1)
         if not np.all(full == full[:, :1]):
-            raise NotComposable(f"{op.loc.describe()}: {op.name} '%{op.result.name}' scales "
+            raise NotComposable(f"{op.describe()} scales "
                                 "positions differently, which no convolution computes")
         scale = full[:, 0].astype(np.float64)
     bias = None
@@ -160,7 +160,7 @@ def _affine(graph: Graph, op: Op) -> tuple[LinMap, np.ndarray | None]:
     if len(shape) == 2:
         return LinMap("dense", per_image, per_image, np.diag(scale), ops=(op,)), bias
     if len(shape) != 4:
-        raise NotComposable(f"{op.loc.describe()}: {op.name} '%{op.result.name}' on a rank-"
+        raise NotComposable(f"{op.describe()} on a rank-"
                             f"{len(shape)} tensor cannot be composed")
     w = np.zeros((channels, channels, 1, 1))
     w[np.arange(channels), np.arange(channels), 0, 0] = scale

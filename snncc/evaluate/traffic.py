@@ -19,8 +19,7 @@ import numpy as np
 
 from snncc.hw.loihi.blockgraph import traffic
 from snncc.ir.graph import Graph
-from snncc.ir.ops.kinds import Neurons, Population
-from snncc.passes.quantize_weights import source_population
+from snncc.ir.ops.kinds import Neurons, Population, source_population
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ class IRError(Exception):
         msg = super().__str__()
         if self.op is None:
             return msg
-        return f"{self.op.loc.describe()}: {self.op.name} '%{self.op.result.name}': {msg}"
+        return f"{self.op.describe()}: {msg}"
 
 
 @dataclass(frozen=True)
@@ -115,6 +115,10 @@ class Op:
             raise IRError(f"weight {err} is not in the weight store", self) from None
         if inferred != self.result.type:
             raise IRError(f"result type {self.result.type} but the op computes {inferred}", self)
+
+    def describe(self) -> str:
+        """Where the op came from and what it is, for messages: `LOC: NAME '%RESULT'`."""
+        return f"{self.loc.describe()}: {self.name} '%{self.result.name}'"
 
     def weight_refs(self) -> list[Any]:
         """Every WeightRef among the attributes."""

@@ -21,15 +21,14 @@ import numpy as np
 
 from snncc.diagnostics import SnnccError, UsageError
 from snncc.hw.loihi.formats import current_decay
+from snncc.hw.loihi.quantize import quantize_graph
 from snncc.ir.graph import Graph
 from snncc.ir.interp import kernels
 from snncc.ir.interp.analog import ANALOG_KERNELS
 from snncc.ir.location import OnnxLoc
 from snncc.ir.op import Op
 from snncc.ir.ops import LIF, Conv2d, ConvTranspose2d, Readout, SpikeInput
-from snncc.ir.ops.analog import through_views
-from snncc.ir.ops.kinds import Neurons, Population, SpikeSource, Synapse, View
-from snncc.passes.quantize_weights import quantize_graph
+from snncc.ir.ops.kinds import Neurons, Population, SpikeSource, Synapse, View, through_views
 from snncc.pipeline.target import RunResult
 from snncc.sim.dynamics import FloatNeurons, LoihiNeurons, lif_decay
 
@@ -90,7 +89,7 @@ def _plan(graph: Graph, mode: str) -> _Plan:
             loop.append(op)
         elif id(op.result) in feeds:
             if not isinstance(op, Synapse):
-                raise SnnccError(f"{op.loc.describe()}: {op.name} '%{op.result.name}' feeds a "
+                raise SnnccError(f"{op.describe()} feeds a "
                                  "population but is not a synapse op; run fuse-linear and "
                                  "convert-activations first")
             w = graph.weights[op.attrs.weight].astype(np.float64)

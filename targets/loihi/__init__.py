@@ -41,7 +41,7 @@ def _problems(graph: Graph) -> tuple[Lowered | None, list[str]]:
     problems = [p for p in (neuron_problem(x, graph.attrs.dt) for x in lowered.layers) if p]
     for op in graph.ops:
         if not isinstance(op, (IF, LIF, Readout, SpikeInput, *SYNAPSE_OPS, *HOST_OPS)):
-            problems.append(f"{op.loc.describe()}: {op.name} '%{op.result.name}' has no Loihi "
+            problems.append(f"{op.describe()} has no Loihi "
                             "form; run the spiking conversion pipeline (fuse-linear, "
                             "convert-activations) first")
     if "tiled" not in graph.attrs.properties:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from snncc.diagnostics import SnnccError
-from snncc.hw.loihi.geometry import Layer, Lowered, Projection, projection, where
+from snncc.hw.loihi.geometry import Layer, Lowered, Projection, projection
 from snncc.ir.graph import Graph, Value
 from snncc.ir.ops import IF, LIF, SpikeInput
 
@@ -49,21 +49,21 @@ def neuron_problem(layer: Layer, dt: float) -> str | None:
     if layer.role != "chip":
         return None  # the host runs input layers (either reset) and readouts
     if a.v_initial:
-        return (f"{where(op)}: nengo-loihi starts every membrane on the chip at zero; "
+        return (f"{op.describe()}: nengo-loihi starts every membrane on the chip at zero; "
                 f"v_initial = {a.v_initial} cannot run there — convert with v-initial=0")
     if a.reset != "zero":
-        return (f"{where(op)}: Loihi resets the membrane to zero after a spike; reset "
+        return (f"{op.describe()}: Loihi resets the membrane to zero after a spike; reset "
                 f"'{a.reset}' cannot run there — convert with convert-activations{{reset=zero}}")
     if isinstance(op, IF) and a.refractory:
-        return (f"{where(op)}: Loihi's non-leaky neurons (nengo-loihi SpikingRectifiedLinear) "
+        return (f"{op.describe()}: Loihi's non-leaky neurons (nengo-loihi SpikingRectifiedLinear) "
                 f"have no refractory period, got refractory = {a.refractory} steps; use 0 or "
                 "neuron.lif")
     if isinstance(op, LIF):
         if a.refractory + 1 > REFRACT_DELAY_MAX:
-            return (f"{where(op)}: refractory = {a.refractory} steps exceeds Loihi's "
+            return (f"{op.describe()}: refractory = {a.refractory} steps exceeds Loihi's "
                     f"maximum of {REFRACT_DELAY_MAX - 1}")
         if -np.expm1(-dt / a.tau) <= DECAY_SCALE_TH:
-            return (f"{where(op)}: tau = {a.tau} s is too long for Loihi's 12-bit voltage "
+            return (f"{op.describe()}: tau = {a.tau} s is too long for Loihi's 12-bit voltage "
                     f"decay at dt = {dt} s (nengo-loihi needs 1 - exp(-dt/tau) > "
                     f"{DECAY_SCALE_TH:.3g})")
     return None

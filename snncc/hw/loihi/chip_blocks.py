@@ -19,7 +19,7 @@ import numpy as np
 
 from snncc.diagnostics import SnnccError
 from snncc.hw.loihi.blockgraph import BlockGraph
-from snncc.hw.loihi.geometry import Layer, Lowered, Projection, where
+from snncc.hw.loihi.geometry import Layer, Lowered, Projection
 from snncc.hw.loihi.limits import LIMIT_WORDS, LIMITS, LOIHI_CORES_PER_CHIP, Counter, block_grid
 from snncc.hw.loihi.placement import Placement, placement_from
 from snncc.ir.graph import Graph
@@ -67,7 +67,7 @@ def _reach_counts(counter: Counter, proj: Projection, src: Layer, src_grid: list
 def require_tiled(lowered: Lowered) -> None:
     for x in lowered.chip_layers():
         if x.op.attrs.block_shape is None:
-            raise SnnccError(f"{where(x.op)}: has no block_shape; run tile-cores before "
+            raise SnnccError(f"{x.op.describe()}: has no block_shape; run tile-cores before "
                              "partition-chips")
 
 
@@ -109,7 +109,7 @@ def check_blocks_fit(lowered: Lowered) -> None:
             for key, limit in LIMITS.items():
                 if use[key] > limit:
                     raise SnnccError(
-                        f"{where(x.op)}: block {i} of block_shape "
+                        f"{x.op.describe()}: block {i} of block_shape "
                         f"{list(x.op.attrs.block_shape)} needs {use[key]} "
                         f"{LIMIT_WORDS[key]}, more than one core's {limit}: it is larger "
                         "than a core; run tile-cores to choose block shapes that fit")
@@ -120,7 +120,7 @@ def placement_of(lowered: Lowered, blocks: BlockGraph) -> Placement:
     chip_of: dict[str, int] = {}
     for x in lowered.chip_layers():
         if not x.op.attrs.chips:
-            raise SnnccError(f"{where(x.op)}: has no chips; run partition-chips")
+            raise SnnccError(f"{x.op.describe()}: has no chips; run partition-chips")
         chip_of.update({block_name(x, i): c for i, c in enumerate(x.op.attrs.chips)})
     return placement_from(blocks, chip_of, LOIHI_CORES_PER_CHIP)
 

@@ -44,16 +44,10 @@ from snncc.ir.ops import (
     SumPool2d,
     Upsample,
 )
-from snncc.ir.ops.analog import through_views
-from snncc.ir.ops.kinds import Population, SpikeSource
+from snncc.ir.ops.kinds import Population, SpikeSource, through_views
 
 SYNAPSE_OPS = (Conv2d, ConvTranspose2d, Dense, AvgPool2d, SumPool2d, Upsample)
 Role = Literal["chip", "input", "readout"]
-
-
-def where(op: Op) -> str:
-    """How errors name an op: its location, kind and result name."""
-    return f"{op.loc.describe()}: {op.name} '%{op.result.name}'"
 
 
 @dataclass(frozen=True)
@@ -224,7 +218,7 @@ def _conv_projection(op: Op, graph: Graph) -> Projection:
                             a.strides, a.pads, in_shape[1:], out_shape[1:])
     if found is None:
         raise SnnccError(
-            f"{where(op)}: nengo-loihi convolutions cannot reproduce strides "
+            f"{op.describe()}: nengo-loihi convolutions cannot reproduce strides "
             f"{list(a.strides)} with pads {list(a.pads)} from {list(in_shape)} to "
             f"{list(out_shape)}; use symmetric 'same' or zero padding in the model")
     mode, ((lh, th), (lw, tw)) = found
@@ -246,14 +240,14 @@ def _pool_projection(op: Op, graph: Graph) -> Projection:
         kernel[:, :, range(c), range(c)] = 1.0
         return Projection(op, "transpose", kernel, a.scale, "valid", in_shape, out_shape, None)
     if isinstance(op, AvgPool2d) and any(a.pads) and not a.count_include_pad:
-        raise SnnccError(f"{where(op)}: average pooling over padding that is not counted "
+        raise SnnccError(f"{op.describe()}: average pooling over padding that is not counted "
                          "has no convolution form on Loihi; use count_include_pad or no pads")
     value = 1.0 / (a.kernel[0] * a.kernel[1]) if isinstance(op, AvgPool2d) else 1.0
     kernel = np.zeros((*a.kernel, c, c))
     kernel[:, :, range(c), range(c)] = value
     found = _padding_search("conv", a.kernel, a.strides, a.pads, in_shape[1:], out_shape[1:])
     if found is None:
-        raise SnnccError(f"{where(op)}: pooling with pads {list(a.pads)} has no nengo form")
+        raise SnnccError(f"{op.describe()}: pooling with pads {list(a.pads)} has no nengo form")
     mode, ((lh, th), (lw, tw)) = found
     kernel = np.pad(kernel, ((lh, th), (lw, tw), (0, 0), (0, 0)))
     return Projection(op, "conv", kernel, a.strides, mode, in_shape, out_shape, None)
@@ -294,7 +288,7 @@ def lower(graph: Graph) -> Lowered:
             else:
                 what = src.name if src is not None else "a value"
                 raise SnnccError(
-                    f"{where(op)}: its input %{v.name} comes from {what}, which the Loihi "
+                    f"{op.describe()}: its input %{v.name} comes from {what}, which the Loihi "
                     "target cannot build: population inputs must be synapse ops "
                     "(syn.conv2d, syn.conv_transpose2d, syn.dense, pooling, upsampling) "
                     "reading spikes or a graph input; run the spiking conversion passes")

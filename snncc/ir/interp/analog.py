@@ -262,7 +262,7 @@ def _apply(step: _Step, args: list[np.ndarray], weights: WeightStore) -> np.ndar
         return np.concatenate(parts)
     except Exception as err:
         raise AnalogRunError(
-            f"{op.loc.describe()}: {op.name} '%{op.result.name}' failed in the numpy analog "
+            f"{op.describe()} failed in the numpy analog "
             f"run: {type(err).__name__}: {err}"
         ) from err
 

@@ -29,7 +29,7 @@ from snncc.ir.types import TensorType
 from snncc.ir.weights import WeightStore
 
 if TYPE_CHECKING:
-    from snncc.ir.graph import Value
+    pass
 
 Pair = tuple[int, int]
 Quad = tuple[int, int, int, int]
@@ -400,11 +400,3 @@ class Softmax(Op):
         float_input(x)
         require(-x.rank <= attrs.axis < x.rank, f"axis {attrs.axis} out of range for {x}")
         return x
-
-
-def through_views(v: Value) -> Value:
-    """`v` itself, or the value a chain of flatten / reshape views of it starts from (views
-    only relabel a population's neurons)."""
-    while isinstance(v.owner, View):
-        v = v.owner.inputs[0]
-    return v

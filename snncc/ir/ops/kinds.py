@@ -12,7 +12,12 @@ Population)` instead of each keeping its own tuple of op classes.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from snncc.ir.op import Op
+
+if TYPE_CHECKING:
+    from snncc.ir.graph import Value
 
 
 class SpikeSource(Op):
@@ -33,3 +38,17 @@ class Synapse(Op):
 
 class View(Op):
     """An op that only relabels its single input's elements."""
+
+
+def through_views(v: Value) -> Value:
+    """`v` itself, or the value a chain of flatten / reshape views of it starts from (views
+    only relabel a population's neurons)."""
+    while isinstance(v.owner, View):
+        v = v.owner.inputs[0]
+    return v
+
+
+def source_population(v: Value) -> Op | None:
+    """The spiking op a synapse op's input comes from (through flatten/reshape views)."""
+    op = through_views(v).owner
+    return op if isinstance(op, SpikeSource) else None
