@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 EXAMPLE_OUT ?= build/em_unet.snncc
 
-.PHONY: example test lint install
+.PHONY: example test lint lint-imports install
 
 $(BIN)/.installed: pyproject.toml tests/plugins/example/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,3 +23,11 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+
+# The import contract (pyproject.toml [tool.importlinter]) on a built copy of the package:
+# the editable install maps passes/ and targets/ into snncc, which import-linter cannot see.
+lint-imports: install
+	rm -rf build/lint
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+		--target build/lint .
+	cd build/lint && PYTHONPATH=. $(CURDIR)/$(BIN)/lint-imports --config $(CURDIR)/pyproject.toml

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from snncc.hw.loihi.blockgraph import BlockGraph
-from snncc.passes.placement.partition import Placement
+from snncc.hw.loihi.placement import Placement
 
 
 def layout(graph: BlockGraph) -> np.ndarray:
