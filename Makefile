@@ -30,4 +30,5 @@ lint-imports: install
 	rm -rf build/lint
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
 		--target build/lint .
+	rm -rf build/lib
 	cd build/lint && PYTHONPATH=. $(CURDIR)/$(BIN)/lint-imports --config $(CURDIR)/pyproject.toml

@@ -26,7 +26,8 @@ from snncc.ir.ops import (
     Transpose,
     Upsample,
 )
-from snncc.passes.remove_dead_ops import remove_dead_ops
+from snncc.ir.properties import CANONICAL
+from snncc.passes.remove_dead_ops import dead_op_problem, remove_dead_ops
 from snncc.pipeline.pass_base import Pass, PassContext
 
 
@@ -108,9 +109,16 @@ def canonicalize(graph: Graph) -> int:
 class Canonicalize(Pass):
     name = "canonicalize"
     summary = "remove no-op ops, cancel transposes (also around softmax), drop dead ops"
-    establishes = frozenset({"canonical"})
+    establishes = frozenset({CANONICAL})
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         removed = canonicalize(graph)
         ctx.record(self.name, removed=removed)
         return removed > 0
+
+    def ensures(self, graph: Graph) -> str | None:
+        op = next((op for op in graph.ops if is_identity(op) or _cancelling_transpose(op)),
+                  None)
+        if op is not None:
+            return f"{op.describe()} does nothing and is still there"
+        return dead_op_problem(graph)

@@ -54,6 +54,7 @@ from snncc.ir.ops import (
     SpikeInput,
 )
 from snncc.ir.ops.kinds import SpikeSource, Synapse, View, through_views
+from snncc.ir.properties import LINEAR_FUSED, SPIKING
 from snncc.passes.fuse_linear import is_source, restore_names
 from snncc.passes.remove_dead_ops import remove_dead_ops
 from snncc.passes.support.linear_maps import ungroup
@@ -151,7 +152,8 @@ def readout_delays(graph: Graph) -> dict[int, int]:
 class ConvertActivations(Pass):
     name = "convert-activations"
     summary = "ReLUs → spiking populations (IF/LIF), last linear layer → readout"
-    establishes = frozenset({"spiking"})
+    requires = frozenset({LINEAR_FUSED})
+    establishes = frozenset({SPIKING})
 
     neuron: Literal["if", "lif"] = "if"
     reset: Literal["subtract", "zero"] = "subtract"

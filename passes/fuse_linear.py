@@ -41,6 +41,7 @@ from snncc.ir.ops import (
     Upsample,
 )
 from snncc.ir.ops.kinds import Synapse, View
+from snncc.ir.properties import LINEAR_FUSED
 from snncc.passes.remove_dead_ops import remove_dead_ops
 from snncc.passes.support.linear_maps import (
     LinMap,
@@ -56,6 +57,7 @@ from snncc.passes.support.linear_maps import (
 from snncc.pipeline.pass_base import Pass, PassContext
 
 LINEAR = (Conv2d, ConvTranspose2d, AvgPool2d, SumPool2d, Upsample, AffineConst, Dense)
+LINEAR_LIKE = (*LINEAR, Concat, Add, View)  # what a linear chain may pass through
 
 
 def is_source(v: Value) -> bool:
@@ -213,15 +215,19 @@ def _rewrite(graph: Graph, z: Value, before: Op | None, consumer: Op | None,
 class FuseLinear(Pass):
     name = "fuse-linear"
     summary = "compose chains of linear ops into one projection per pair of populations"
-    establishes = frozenset({"linear-fused"})
+    establishes = frozenset({LINEAR_FUSED})
+
+    def ensures(self, graph: Graph) -> str | None:
+        ends = [v for op in graph.ops if not isinstance(op, LINEAR_LIKE) for v in op.inputs]
+        v = next((v for v in [*ends, *graph.outputs] if not is_normal(v)), None)
+        return None if v is None else f"{v.owner.describe()} ends an uncomposed linear chain"
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         fused: list[dict[str, object]] = []
         wanted: list[tuple[Value, str]] = []
-        linear_like = (*LINEAR, Concat, Add, View)
         try:
             for op in list(graph.ops):
-                if isinstance(op, linear_like) or op not in graph.ops:
+                if isinstance(op, LINEAR_LIKE) or op not in graph.ops:
                     continue
                 for z in dict.fromkeys(op.inputs):
                     if not is_normal(z):

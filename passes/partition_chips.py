@@ -28,6 +28,7 @@ from snncc.hw.loihi.geometry import lower
 from snncc.hw.loihi.limits import LOIHI_CORES_PER_CHIP, block_grid
 from snncc.hw.loihi.placement import Placement
 from snncc.ir.graph import Graph
+from snncc.ir.properties import PLACED, TILED
 from snncc.passes.placement import partition
 from snncc.passes.support.options import check
 from snncc.pipeline.pass_base import Pass, PassContext
@@ -40,8 +41,8 @@ class PartitionChips(Pass):
 
     name = "partition-chips"
     summary = "place core-sized blocks on chips, minimising spikes between chips"
-    requires = frozenset({"tiled"})
-    establishes = frozenset({"placed"})
+    requires = frozenset({TILED})
+    establishes = frozenset({PLACED})
 
     chips: int | None = None
     cores_per_chip: int = LOIHI_CORES_PER_CHIP

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from snncc.hw.loihi.quantize import quantize_graph
 from snncc.ir.graph import Graph
+from snncc.ir.properties import NORMALIZED, QUANTIZED, SPIKING
 from snncc.passes.support.options import check
 from snncc.pipeline.pass_base import Pass, PassContext
 
@@ -24,8 +25,8 @@ from snncc.pipeline.pass_base import Pass, PassContext
 class QuantizeWeights(Pass):
     name = "quantize-weights"
     summary = "weights, biases, thresholds in Loihi's formats (8-bit mantissa + exponent)"
-    requires = frozenset({"spiking", "normalized"})
-    establishes = frozenset({"quantized"})
+    requires = frozenset({SPIKING, NORMALIZED})
+    establishes = frozenset({QUANTIZED})
 
     bits: int = 8
     readout: bool = True

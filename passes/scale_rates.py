@@ -35,6 +35,7 @@ from snncc.ir.location import OnnxLoc
 from snncc.ir.op import Op
 from snncc.ir.ops import Readout, SpikeInput
 from snncc.ir.ops.kinds import Neurons, Population, SpikeSource, source_population
+from snncc.ir.properties import NORMALIZED, SPIKING
 from snncc.passes.support.options import check
 from snncc.passes.support.rate_compensation import zero_reset_gain
 from snncc.pipeline.pass_base import Pass, PassContext
@@ -169,8 +170,8 @@ def rescale(graph: Graph, units: dict[str, float], gains: dict[str, float]) -> N
 class ScaleRates(Pass):
     name = "scale-rates"
     summary = "map each layer's p-th percentile activation to the target firing rate"
-    requires = frozenset({"spiking"})
-    establishes = frozenset({"normalized"})
+    requires = frozenset({SPIKING})
+    establishes = frozenset({NORMALIZED})
 
     percentile: float = 99.9
     target_rate: float | None = None

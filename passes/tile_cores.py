@@ -29,6 +29,7 @@ from snncc.hw.loihi.limits import (
     summarize_use,
 )
 from snncc.ir.graph import Graph
+from snncc.ir.properties import SPIKING, TILED
 from snncc.pipeline.pass_base import Pass, PassContext
 
 Shape = tuple[int, ...]
@@ -54,8 +55,8 @@ class TileCores(Pass):
 
     name = "tile-cores"
     summary = "split populations into blocks that satisfy every Loihi per-core limit"
-    requires = frozenset({"spiking"})
-    establishes = frozenset({"tiled"})
+    requires = frozenset({SPIKING})
+    establishes = frozenset({TILED})
 
     max_fraction: float = 1.0
 

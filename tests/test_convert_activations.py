@@ -115,6 +115,10 @@ def test_bad_options(option, message):
 
 def test_unfused_graph_is_refused_with_the_node():
     graph = analog_unet()
+    with pytest.raises(SnnccError, match=r"'convert-activations' .* requires the IR property "
+                                         r"'linear-fused'.*add 'fuse-linear' before it"):
+        convert(graph, "convert-activations")
+    graph.with_properties("linear-fused")  # a false claim, as in a hand-edited dump
     with pytest.raises(SnnccError, match=r"convert-activations: .*'/mid/Conv'.* reads the "
                                          r"result of another linear op; run fuse-linear"):
         convert(graph, "convert-activations")

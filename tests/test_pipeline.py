@@ -8,9 +8,11 @@ from typing import Literal
 
 import pytest
 from irbuild import tiny_unet
+from loihi_graphs import spiking_unet
 
 from snncc.diagnostics import SnnccError
 from snncc.ir import Graph
+from snncc.ir.properties import TILED, Property
 from snncc.pipeline import (
     Pass,
     PassContext,
@@ -23,12 +25,14 @@ from snncc.pipeline import (
 )
 from snncc.pipeline.registry import PASSES
 
+TUNED = Property("tuned", "a property only the tests establish")
+
 
 @dataclass(frozen=True)
 class Tune(Pass):
     name = "test-tune"
     summary = "a pass with typed options, for the tests"
-    establishes = frozenset({"tuned"})
+    establishes = frozenset({TUNED})
     percentile: float = 99.9
     bits: int = 8
     mode: Literal["fast", "exact"] = "exact"
@@ -47,7 +51,7 @@ class Tune(Pass):
 class NeedsTuned(Pass):
     name = "test-needs-tuned"
     summary = "requires 'tuned'"
-    requires = frozenset({"tuned"})
+    requires = frozenset({TUNED})
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         return False
@@ -72,12 +76,25 @@ class Corrupt(Pass):
         return True
 
 
+@dataclass(frozen=True)
+class FalseClaim(Pass):
+    name = "test-false-claim"
+    summary = "claims to tile the graph but does nothing"
+    establishes = frozenset({TILED})
+
+    def run(self, graph: Graph, ctx: PassContext) -> bool:
+        return False
+
+
+TEST_PASSES = (Tune, NeedsTuned, Explode, Corrupt, FalseClaim)
+
+
 @pytest.fixture(autouse=True)
 def test_passes():
-    for cls in (Tune, NeedsTuned, Explode, Corrupt):
+    for cls in TEST_PASSES:
         PASSES.add(cls, source="tests/test_pipeline.py")
     yield
-    for cls in (Tune, NeedsTuned, Explode, Corrupt):
+    for cls in TEST_PASSES:
         PASSES.remove(cls.name)
 
 
@@ -129,6 +146,37 @@ def test_failures_name_the_pass_and_those_before_it():
         PassManager(parse_pipeline("test-corrupt")).run(tiny_unet())
     assert "the IR is invalid after pass 'test-corrupt'" in str(info.value)
     assert info.value.exit_code == 3
+
+
+def test_a_pass_that_breaks_its_promise_is_a_bug():
+    graph = spiking_unet()
+    with pytest.raises(PassFailed) as info:
+        PassManager(parse_pipeline("test-false-claim")).run(graph)
+    assert ("pass 'test-false-claim' did not establish what it promises (passes run before "
+            "it: none): the IR property 'tiled' does not hold: ") in str(info.value)
+    assert "has no block_shape; this is a bug in that pass" in str(info.value)
+    assert info.value.exit_code == 3
+
+
+def test_properties_are_constants_not_strings():
+    with pytest.raises(TypeError, match=r"requires lists \['spiking'\] as plain values; use "
+                                        r"the constants of snncc.ir.properties"):
+        @dataclass(frozen=True)
+        class Stringly(Pass):
+            name = "test-stringly"
+            requires = frozenset({"spiking"})
+
+
+def test_every_builtin_pass_keeps_its_promises_on_the_default_pipelines():
+    """Each built-in pass declares its properties; the manager checked every `ensures`
+    along the way (a broken one would raise)."""
+    from spiking_models import LOIHI, analog_unet, convert, images
+
+    graph = analog_unet()
+    convert(graph, "canonicalize,fold-batchnorm,remove-dead-ops," + LOIHI
+            + ",tile-cores,partition-chips", calibration=images(4))
+    assert set(graph.attrs.properties) == {"canonical", "linear-fused", "spiking",
+                                           "normalized", "quantized", "tiled", "placed"}
 
 
 def test_print_after_dump_dir_and_timing(tmp_path):

@@ -31,7 +31,7 @@ def describe(registry: Registry[Any]) -> list[dict[str, Any]]:
                                  "source": registry.source(name)}
         for key in ("requires", "establishes"):
             if hasattr(cls, key):
-                entry[key] = sorted(getattr(cls, key))
+                entry[key] = sorted(str(prop) for prop in getattr(cls, key))
         if hasattr(cls, "modes"):
             entry["modes"] = list(cls.modes)
             entry["default_pipeline"] = cls.default_pipeline

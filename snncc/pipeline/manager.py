@@ -17,6 +17,7 @@ from snncc.ir.graph import Graph
 from snncc.ir.io import save_ir
 from snncc.ir.op import IRError
 from snncc.ir.printer import print_graph
+from snncc.ir.properties import Property
 from snncc.pipeline.options import PipelineError, bind, format_spec, parse_specs
 from snncc.pipeline.pass_base import Pass, PassContext, PassResult
 from snncc.pipeline.registry import PASSES
@@ -42,15 +43,19 @@ def parse_pipeline(text: str) -> list[Pass]:
     return passes
 
 
+def _names(props: frozenset[Property]) -> set[str]:
+    return {prop.name for prop in props}
+
+
 def _providers(prop: str) -> list[str]:
-    return [cls.name for cls in PASSES.all() if prop in cls.establishes]
+    return [cls.name for cls in PASSES.all() if prop in _names(cls.establishes)]
 
 
 def check_pipeline(passes: list[Pass], available: set[str]) -> None:
     """Refuse a pipeline in which a pass requires a property nothing before it establishes."""
     have = set(available)
     for i, p in enumerate(passes):
-        missing = sorted(p.requires - have)
+        missing = sorted(_names(p.requires) - have)
         if missing:
             prop = missing[0]
             providers = _providers(prop)
@@ -60,7 +65,7 @@ def check_pipeline(passes: list[Pass], available: set[str]) -> None:
                 f"pass '{p.name}' (position {i + 1}) requires the IR property '{prop}', which "
                 f"nothing before it establishes; {hint}"
             )
-        have = (have - p.invalidates) | p.establishes
+        have = (have - _names(p.invalidates)) | _names(p.establishes)
 
 
 @dataclass
@@ -96,7 +101,8 @@ class PassManager:
                 raise PassFailed(f"pass '{p.name}' failed (passes run before it: {before}):\n"
                                  f"{err}", getattr(err, "exit_code", 1)) from None
             seconds = time.perf_counter() - start
-            graph.with_properties(*p.establishes, drop=tuple(p.invalidates))
+            graph.with_properties(*sorted(_names(p.establishes)),
+                                  drop=tuple(_names(p.invalidates)))
             if self.verify_each:
                 try:
                     graph.verify()
@@ -104,6 +110,11 @@ class PassManager:
                     raise PassFailed(
                         f"the IR is invalid after pass '{p.name}' (passes run before it: "
                         f"{before}): {err}; this is a bug in that pass", 3) from None
+                problem = p.ensures(graph)
+                if problem:
+                    raise PassFailed(
+                        f"pass '{p.name}' did not establish what it promises (passes run "
+                        f"before it: {before}): {problem}; this is a bug in that pass", 3)
             results.append(PassResult(p.name, bool(changed), seconds))
             if self.print_after_all or p.name in self.print_after:
                 self._emit(f"// ----- IR after {format_spec(p)} -----\n{print_graph(graph)}", ctx)

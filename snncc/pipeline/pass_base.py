@@ -1,9 +1,11 @@
 """The pass contract.
 
-A pass is a frozen dataclass whose fields are its options. It names the IR properties it
-`requires` and those it `establishes` (or `invalidates`), so the pass manager can check a
-pipeline before running it. `run` rewrites the graph in place and returns whether it
-changed anything.
+A pass is a frozen dataclass whose fields are its options. It names the IR properties
+(`snncc.ir.properties`) it `requires` and those it `establishes` (or `invalidates`), so the
+pass manager can check a pipeline before running it. `run` rewrites the graph in place and
+returns whether it changed anything; `ensures` is its postcondition, which the manager
+checks after it ran (as onnx-ir's passes do): by default, that every property it
+establishes holds.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any, ClassVar, TextIO
 
 from snncc.ir.graph import Graph
+from snncc.ir.properties import Property
 
 
 @dataclass
@@ -41,13 +44,30 @@ class Pass:
 
     name: ClassVar[str]
     summary: ClassVar[str] = ""
-    requires: ClassVar[frozenset[str]] = frozenset()
-    establishes: ClassVar[frozenset[str]] = frozenset()
-    invalidates: ClassVar[frozenset[str]] = frozenset()
+    requires: ClassVar[frozenset[Property]] = frozenset()
+    establishes: ClassVar[frozenset[Property]] = frozenset()
+    invalidates: ClassVar[frozenset[Property]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for role in ("requires", "establishes", "invalidates"):
+            bare = sorted(str(p) for p in getattr(cls, role) if not isinstance(p, Property))
+            if bare:
+                raise TypeError(f"pass {cls.__qualname__}: {role} lists {bare} as plain values; "
+                                "use the constants of snncc.ir.properties, or declare your own "
+                                "with Property(name, summary)")
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         """Rewrite `graph` in place; return True if anything changed."""
         raise NotImplementedError
+
+    def ensures(self, graph: Graph) -> str | None:
+        """Why the graph breaks this pass's postcondition after `run` (None: it holds)."""
+        for prop in sorted(self.establishes, key=str):
+            problem = prop.check(graph)
+            if problem:
+                return f"the IR property '{prop}' does not hold: {problem}"
+        return None
 
 
 @dataclass(frozen=True)
