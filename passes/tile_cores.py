@@ -24,7 +24,7 @@ from snncc.hw.loihi.geometry import Layer, lower
 from snncc.hw.loihi.limits import (
     LIMIT_WORDS,
     LIMITS,
-    Counter,
+    CoreUse,
     block_grid,
     summarize_use,
 )
@@ -68,7 +68,7 @@ class TileCores(Pass):
         return {k: v if k == "synapse_configs" else max(1, int(v * self.max_fraction))
                 for k, v in LIMITS.items()}
 
-    def _fits(self, counter: Counter, layer: Layer, block: Shape,
+    def _fits(self, counter: CoreUse, layer: Layer, block: Shape,
               consumers: dict[int, Shape | None]) -> tuple[bool, float, tuple[str, int]]:
         """(fits, fullest fraction, (worst limit, its value)) for one block shape."""
         limits = self.limits()
@@ -83,7 +83,7 @@ class TileCores(Pass):
                 return False, fullest, worst
         return True, fullest, worst
 
-    def choose(self, counter: Counter, layer: Layer,
+    def choose(self, counter: CoreUse, layer: Layer,
                consumers: dict[int, Shape | None]) -> Shape:
         limits = self.limits()
         best_fail: tuple[float, Shape, tuple[str, int]] | None = None
@@ -111,7 +111,7 @@ class TileCores(Pass):
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
         lowered = lower(graph)
-        counter = Counter(lowered)
+        counter = CoreUse(lowered)
         shapes: dict[int, Shape | None] = {}
         for layer in reversed(lowered.layers):
             shapes[id(layer.op)] = (self.choose(counter, layer, shapes)

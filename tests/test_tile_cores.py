@@ -12,7 +12,7 @@ from loihi_graphs import spiking_unet, wide_layer
 
 from snncc.diagnostics import SnnccError
 from snncc.hw.loihi.geometry import lower
-from snncc.hw.loihi.limits import LIMITS, Counter
+from snncc.hw.loihi.limits import LIMITS, CoreUse
 from snncc.ir import Graph, OnnxLoc, TensorType
 from snncc.ir.ops import IF, Dense, Readout, SpikeInput
 from snncc.passes.tile_cores import TileCores, candidate_shapes
@@ -49,7 +49,7 @@ def nengo_loihi_use(graph: Graph) -> dict[str, list[tuple[int, int, int, int]]]:
 
 def our_use(graph: Graph) -> dict[str, list[tuple[int, int, int, int]]]:
     lowered = lower(graph)
-    counter = Counter(lowered)
+    counter = CoreUse(lowered)
     shapes = {id(x.op): x.op.attrs.block_shape for x in lowered.chip_layers()}
     return {x.op.result.name: [(u["compartments"], u["in_axons"], u["out_axons"],
                                 u["synapse_bits"]) for u in counter.layer(

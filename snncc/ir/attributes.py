@@ -11,14 +11,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 import types
 import typing
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, Literal, Union, get_args, get_origin
-
-WEIGHT_NAME_RE = re.compile(r"[^\x00-\x1f\"\\]+")
 
 
 @dataclass(frozen=True)

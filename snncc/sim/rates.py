@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from snncc.ir.graph import Graph, Value
-from snncc.ir.op import Op
 from snncc.ir.ops import Add, AffineConst, Readout, Relu, SpikeInput
-from snncc.ir.ops.kinds import Population, SpikeSource
+from snncc.ir.ops.kinds import Population
 from snncc.ir.weights import WeightStore
 
 
@@ -72,8 +71,3 @@ def rate_model(graph: Graph, ann: bool = False) -> RateModel:
         env[id(op.result)] = out
     g.outputs = [env[id(v)] for v in graph.outputs]
     return RateModel(g, acts)
-
-
-def population_ops(graph: Graph) -> list[Op]:
-    """The spiking populations (input population first), in graph order."""
-    return [op for op in graph.ops if isinstance(op, SpikeSource)]

@@ -139,7 +139,7 @@ def _host(graph: Graph, ops: list[Op], env: dict[int, np.ndarray]) -> None:
     """Run host (analog) ops whose inputs are known, in order, into `env`."""
     for op in ops:
         if id(op.result) not in env and all(id(v) in env for v in op.inputs):
-            env[id(op.result)] = ANALOG_KERNELS[type(op)].run(
+            env[id(op.result)] = ANALOG_KERNELS[op].run(
                 op, [env[id(v)] for v in op.inputs], graph.weights)
 
 
@@ -182,7 +182,7 @@ def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int,
             const[id(op.result)] = plan.synapses[id(op.result)](env[id(op.inputs[0])])
     for op in plan.loop:
         if isinstance(op, View):
-            prev[id(op.result)] = ANALOG_KERNELS[type(op)].run(op, [prev[id(op.inputs[0])]],
+            prev[id(op.result)] = ANALOG_KERNELS[op].run(op, [prev[id(op.inputs[0])]],
                                                                graph.weights)
     delays = {id(op.result): op.attrs.delay for op in plan.loop if isinstance(op, Readout)}
     for t in range(steps):
@@ -197,7 +197,7 @@ def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int,
                     src = (prev if mode == "loihi" else cur)[id(op.inputs[0])]
                     currents[key] = plan.synapses[key](src) if src.any() else 0.0
             elif isinstance(op, View):
-                cur[key] = ANALOG_KERNELS[type(op)].run(op, [cur[id(op.inputs[0])]],
+                cur[key] = ANALOG_KERNELS[op].run(op, [cur[id(op.inputs[0])]],
                                                         graph.weights)
             elif isinstance(op, SpikeInput):
                 cur[key] = state[key].step(env[id(op.inputs[0])])

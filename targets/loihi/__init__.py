@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from snncc.diagnostics import SnnccError
-from snncc.hw.loihi.geometry import SYNAPSE_OPS, Lowered, lower
-from snncc.hw.loihi.limits import LOIHI_CORES_PER_CHIP, POP32_SLOTS, Counter, summarize_use
+from snncc.hw.loihi.geometry import PROJECTIONS, Lowered, lower
+from snncc.hw.loihi.limits import LOIHI_CORES_PER_CHIP, POP32_SLOTS, CoreUse, summarize_use
 from snncc.ir.graph import Graph
-from snncc.ir.ops import IF, LIF, Flatten, Readout, Reshape, Sigmoid, Softmax, SpikeInput
+from snncc.ir.ops import Flatten, Population, Reshape, Sigmoid, Softmax, SpikeSource
 from snncc.ir.summary import synapse_count
 from snncc.pipeline.pass_base import PassContext
 from snncc.pipeline.target import RunResult, Target
@@ -40,7 +40,7 @@ def _problems(graph: Graph) -> tuple[Lowered | None, list[str]]:
         return None, [str(err)]
     problems = [p for p in (neuron_problem(x, graph.attrs.dt) for x in lowered.layers) if p]
     for op in graph.ops:
-        if not isinstance(op, (IF, LIF, Readout, SpikeInput, *SYNAPSE_OPS, *HOST_OPS)):
+        if not isinstance(op, (Population, SpikeSource, *HOST_OPS)) and op not in PROJECTIONS:
             problems.append(f"{op.describe()} has no Loihi "
                             "form; run the spiking conversion pipeline (fuse-linear, "
                             "convert-activations) first")
@@ -123,7 +123,7 @@ class LoihiTarget(Target):
     def report(self, graph: Graph) -> tuple[Lowered, dict[str, Any]]:
         """Neurons, synapses, cores, chips and per-core use of the tiled graph."""
         lowered = self._checked(graph)
-        counter = Counter(lowered)
+        counter = CoreUse(lowered)
         chip = lowered.chip_layers()
         shapes = {id(x.op): x.op.attrs.block_shape for x in chip}
         blocks = [u for x in chip for u in counter.layer(x, x.op.attrs.block_shape, shapes)]

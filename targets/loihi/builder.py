@@ -19,6 +19,7 @@ carries `amplitude` into its synapses):
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -27,11 +28,11 @@ import numpy as np
 
 from snncc.diagnostics import SnnccError
 from snncc.hw.loihi.geometry import Layer, Lowered, Projection, projection
+from snncc.hw.loihi.limits import DECAY_SCALE_TH, REFRACT_DELAY_MAX
+from snncc.ir.dispatch import OpTable
 from snncc.ir.graph import Graph, Value
+from snncc.ir.op import Op
 from snncc.ir.ops import IF, LIF, SpikeInput
-
-REFRACT_DELAY_MAX = 63  # nengo_loihi/hardware/nxsdk_objects.py: CompartmentConfig
-DECAY_SCALE_TH = 0.5 / 2**12  # nengo_loihi/block.py: Compartment.DECAY_SCALE_TH
 
 
 def import_nengo() -> tuple[Any, Any]:
@@ -41,6 +42,32 @@ def import_nengo() -> tuple[Any, Any]:
         import nengo
         import nengo_loihi
     return nengo, nengo_loihi
+
+
+NeuronCheck = Callable[[Op, float], "str | None"]
+NEURON_LIMITS: OpTable[NeuronCheck] = OpTable("Loihi neuron limit check")
+
+
+@NEURON_LIMITS.register(IF)
+def _if_limits(op: Op, dt: float) -> str | None:
+    if op.attrs.refractory:
+        return (f"{op.describe()}: Loihi's non-leaky neurons (nengo-loihi SpikingRectifiedLinear) "
+                f"have no refractory period, got refractory = {op.attrs.refractory} steps; use "
+                "0 or neuron.lif")
+    return None
+
+
+@NEURON_LIMITS.register(LIF)
+def _lif_limits(op: Op, dt: float) -> str | None:
+    a = op.attrs
+    if a.refractory + 1 > REFRACT_DELAY_MAX:
+        return (f"{op.describe()}: refractory = {a.refractory} steps exceeds Loihi's "
+                f"maximum of {REFRACT_DELAY_MAX - 1}")
+    if -np.expm1(-dt / a.tau) <= DECAY_SCALE_TH:
+        return (f"{op.describe()}: tau = {a.tau} s is too long for Loihi's 12-bit voltage "
+                f"decay at dt = {dt} s (nengo-loihi needs 1 - exp(-dt/tau) > "
+                f"{DECAY_SCALE_TH:.3g})")
+    return None
 
 
 def neuron_problem(layer: Layer, dt: float) -> str | None:
@@ -54,19 +81,8 @@ def neuron_problem(layer: Layer, dt: float) -> str | None:
     if a.reset != "zero":
         return (f"{op.describe()}: Loihi resets the membrane to zero after a spike; reset "
                 f"'{a.reset}' cannot run there — convert with convert-activations{{reset=zero}}")
-    if isinstance(op, IF) and a.refractory:
-        return (f"{op.describe()}: Loihi's non-leaky neurons (nengo-loihi SpikingRectifiedLinear) "
-                f"have no refractory period, got refractory = {a.refractory} steps; use 0 or "
-                "neuron.lif")
-    if isinstance(op, LIF):
-        if a.refractory + 1 > REFRACT_DELAY_MAX:
-            return (f"{op.describe()}: refractory = {a.refractory} steps exceeds Loihi's "
-                    f"maximum of {REFRACT_DELAY_MAX - 1}")
-        if -np.expm1(-dt / a.tau) <= DECAY_SCALE_TH:
-            return (f"{op.describe()}: tau = {a.tau} s is too long for Loihi's 12-bit voltage "
-                    f"decay at dt = {dt} s (nengo-loihi needs 1 - exp(-dt/tau) > "
-                    f"{DECAY_SCALE_TH:.3g})")
-    return None
+    check = NEURON_LIMITS.get(op)
+    return check(op, dt) if check is not None else None
 
 
 @cache
@@ -88,22 +104,39 @@ def zero_reset_type() -> type:
     return ZeroResetIF
 
 
+NEURON_TYPES: OpTable[Callable[[Op, float], Any]] = OpTable("nengo neuron type")
+
+
+@NEURON_TYPES.register(SpikeInput)
+def _input_type(op: Op, dt: float) -> Any:
+    """On the host, `neuron.input` may also subtract on reset (nengo's
+    SpikingRectifiedLinear) and start from `v_initial`."""
+    nengo, _ = import_nengo()
+    a = op.attrs
+    kind = nengo.SpikingRectifiedLinear if a.reset == "subtract" else zero_reset_type()
+    start = nengo.dists.Choice([a.v_initial / a.v_threshold])
+    return kind(amplitude=a.amplitude, initial_state={"voltage": start})
+
+
+@NEURON_TYPES.register(LIF)
+def _lif_type(op: Op, dt: float) -> Any:
+    _, nengo_loihi = import_nengo()
+    return nengo_loihi.neurons.LoihiLIF(tau_rc=op.attrs.tau, tau_ref=op.attrs.refractory * dt,
+                                        amplitude=op.attrs.amplitude)
+
+
+@NEURON_TYPES.register(IF)
+def _if_type(op: Op, dt: float) -> Any:
+    _, nengo_loihi = import_nengo()
+    return nengo_loihi.neurons.LoihiSpikingRectifiedLinear(amplitude=op.attrs.amplitude)
+
+
 def neuron_type(layer: Layer, dt: float) -> Any:
-    """The nengo neuron type; on the host, `neuron.input` may also subtract on reset
-    (nengo's SpikingRectifiedLinear) and start from `v_initial`."""
-    nengo, nengo_loihi = import_nengo()
+    """The nengo neuron type of a population (refused where Loihi cannot run it)."""
     problem = neuron_problem(layer, dt)
     if problem:
         raise SnnccError(problem)
-    a = layer.op.attrs
-    if isinstance(layer.op, SpikeInput):
-        kind = nengo.SpikingRectifiedLinear if a.reset == "subtract" else zero_reset_type()
-        start = nengo.dists.Choice([a.v_initial / a.v_threshold])
-        return kind(amplitude=a.amplitude, initial_state={"voltage": start})
-    if isinstance(layer.op, LIF):
-        return nengo_loihi.neurons.LoihiLIF(tau_rc=a.tau, tau_ref=a.refractory * dt,
-                                            amplitude=a.amplitude)
-    return nengo_loihi.neurons.LoihiSpikingRectifiedLinear(amplitude=a.amplitude)
+    return NEURON_TYPES[layer.op](layer.op, dt)
 
 
 def per_neuron(array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

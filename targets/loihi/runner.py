@@ -20,7 +20,7 @@ import numpy as np
 
 from snncc.diagnostics import SnnccError, UsageError
 from snncc.hw.loihi.geometry import Layer, Lowered, lower
-from snncc.hw.loihi.limits import Counter, block_grid
+from snncc.hw.loihi.limits import CoreUse, block_grid
 from snncc.ir.graph import Graph
 from snncc.ir.ops import IF, Conv2d, Sigmoid, Softmax, SpikeInput
 from snncc.ir.types import TensorType
@@ -87,7 +87,7 @@ def estimate(lowered: Lowered, images: int, timesteps: int, mode: str) -> Estima
     chip = sum(int(np.prod(x.shape)) for x in lowered.chip_layers())
     probed = sum(int(np.prod(x.shape)) for x in lowered.layers if x.role != "readout")
     per_step = emulator_seconds_per_neuron_step() * chip if mode == "emulator" else 1e-3
-    counter = Counter(lowered)
+    counter = CoreUse(lowered)
     shapes = {id(x.op): x.op.attrs.block_shape for x in lowered.chip_layers()}
     bits = sum(counter.block(x, shapes[id(x.op)] or x.shape, b, shapes)["synapse_bits"]
                for x in lowered.chip_layers()

@@ -20,7 +20,7 @@ import numpy as np
 from snncc.diagnostics import SnnccError
 from snncc.hw.loihi.blockgraph import BlockGraph
 from snncc.hw.loihi.geometry import Layer, Lowered, Projection
-from snncc.hw.loihi.limits import LIMIT_WORDS, LIMITS, LOIHI_CORES_PER_CHIP, Counter, block_grid
+from snncc.hw.loihi.limits import LIMIT_WORDS, LIMITS, LOIHI_CORES_PER_CHIP, CoreUse, block_grid
 from snncc.hw.loihi.placement import Placement, placement_from
 from snncc.ir.graph import Graph
 from snncc.ir.summary import mean_rates
@@ -43,7 +43,7 @@ def layer_rates(graph: Graph, lowered: Lowered) -> tuple[dict[str, float] | None
     return {name: measured[name] for name in names}, "scale-rates: mean rate of each layer"
 
 
-def _reach_counts(counter: Counter, proj: Projection, src: Layer, src_grid: list[Block],
+def _reach_counts(counter: CoreUse, proj: Projection, src: Layer, src_grid: list[Block],
                   dst_grid: list[Block]) -> np.ndarray:
     """(source blocks × target blocks) neurons of each source block whose spikes reach
     each target block (nengo-loihi sends every pixel to an unsplit target)."""
@@ -86,7 +86,7 @@ def block_graph(lowered: Lowered, rates: Mapping[str, float] | None) -> BlockGra
     for index, x in enumerate(chip):
         for i, b in enumerate(grids[id(x.op)]):
             graph.add_block(block_name(x, i), 1, x.op.result.name, index, _centre(b))
-    counter = Counter(lowered)
+    counter = CoreUse(lowered)
     for x in chip:
         for p in x.projections:
             src = lowered.source(p)
@@ -102,7 +102,7 @@ def block_graph(lowered: Lowered, rates: Mapping[str, float] | None) -> BlockGra
 
 def check_blocks_fit(lowered: Lowered) -> None:
     """Refuse a block that does not fit one core (an IR tiled by hand or edited)."""
-    counter = Counter(lowered)
+    counter = CoreUse(lowered)
     shapes = {id(x.op): x.op.attrs.block_shape for x in lowered.chip_layers()}
     for x in lowered.chip_layers():
         for i, use in enumerate(counter.layer(x, x.op.attrs.block_shape, shapes)):

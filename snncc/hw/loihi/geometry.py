@@ -25,6 +25,7 @@ upsampling become per-channel (diagonal) kernels.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Literal
@@ -32,6 +33,7 @@ from typing import Literal
 import numpy as np
 
 from snncc.diagnostics import SnnccError
+from snncc.ir.dispatch import OpTable
 from snncc.ir.graph import Graph, Value
 from snncc.ir.op import Op
 from snncc.ir.ops import (
@@ -46,7 +48,6 @@ from snncc.ir.ops import (
 )
 from snncc.ir.ops.kinds import Population, SpikeSource, through_views
 
-SYNAPSE_OPS = (Conv2d, ConvTranspose2d, Dense, AvgPool2d, SumPool2d, Upsample)
 Role = Literal["chip", "input", "readout"]
 
 
@@ -188,6 +189,10 @@ def _padding_search(kind: str, ks: tuple[int, int], strides: tuple[int, int],
     return None
 
 
+PROJECTIONS: OpTable[Callable[[Op, Graph], Projection]] = OpTable("Loihi projection")
+
+
+@PROJECTIONS.register(Conv2d, ConvTranspose2d)
 def _conv_projection(op: Op, graph: Graph) -> Projection:
     """Conv2d / ConvTranspose2d → a nengo-geometry projection (kernel (kh, kw, ci, co))."""
     a = op.attrs
@@ -230,15 +235,23 @@ def _conv_projection(op: Op, graph: Graph) -> Projection:
                       in_shape, out_shape, bias)
 
 
+@PROJECTIONS.register(Upsample)
+def _upsample_projection(op: Op, graph: Graph) -> Projection:
+    """Nearest upsampling as a per-channel transposed kernel of ones."""
+    in_shape, out_shape = op.inputs[0].type.shape[1:], op.result.type.shape[1:]
+    c = in_shape[0]
+    kernel = np.zeros((*op.attrs.scale, c, c))
+    kernel[:, :, range(c), range(c)] = 1.0
+    return Projection(op, "transpose", kernel, op.attrs.scale, "valid", in_shape, out_shape,
+                      None)
+
+
+@PROJECTIONS.register(AvgPool2d, SumPool2d)
 def _pool_projection(op: Op, graph: Graph) -> Projection:
-    """Pooling / nearest upsampling as a per-channel kernel."""
+    """Pooling as a per-channel kernel."""
     a = op.attrs
     in_shape, out_shape = op.inputs[0].type.shape[1:], op.result.type.shape[1:]
     c = in_shape[0]
-    if isinstance(op, Upsample):
-        kernel = np.zeros((*a.scale, c, c))
-        kernel[:, :, range(c), range(c)] = 1.0
-        return Projection(op, "transpose", kernel, a.scale, "valid", in_shape, out_shape, None)
     if isinstance(op, AvgPool2d) and any(a.pads) and not a.count_include_pad:
         raise SnnccError(f"{op.describe()}: average pooling over padding that is not counted "
                          "has no convolution form on Loihi; use count_include_pad or no pads")
@@ -253,15 +266,17 @@ def _pool_projection(op: Op, graph: Graph) -> Projection:
     return Projection(op, "conv", kernel, a.strides, mode, in_shape, out_shape, None)
 
 
+@PROJECTIONS.register(Dense)
+def _dense_projection(op: Op, graph: Graph) -> Projection:
+    w = graph.weights[op.attrs.weight].astype(np.float64)
+    bias = None if op.attrs.bias is None else graph.weights[op.attrs.bias].ravel()
+    return Projection(op, "dense", w, (1, 1), "valid", op.inputs[0].type.shape[1:],
+                      op.result.type.shape[1:], bias)
+
+
 def projection(op: Op, graph: Graph) -> Projection:
-    if isinstance(op, Dense):
-        w = graph.weights[op.attrs.weight].astype(np.float64)
-        bias = None if op.attrs.bias is None else graph.weights[op.attrs.bias].ravel()
-        return Projection(op, "dense", w, (1, 1), "valid", op.inputs[0].type.shape[1:],
-                          op.result.type.shape[1:], bias)
-    if isinstance(op, (Conv2d, ConvTranspose2d)):
-        return _conv_projection(op, graph)
-    return _pool_projection(op, graph)
+    """The synapse op in nengo's geometry (a registered lowering per op kind)."""
+    return PROJECTIONS[op](op, graph)
 
 
 def lower(graph: Graph) -> Lowered:
@@ -280,7 +295,7 @@ def lower(graph: Graph) -> Lowered:
         host: list[Op | Value] = []
         for v in op.inputs:
             src = v.owner
-            pre = through_views(src.inputs[0]) if isinstance(src, SYNAPSE_OPS) else None
+            pre = through_views(src.inputs[0]) if src is not None and src in PROJECTIONS else None
             if id(v) in graph_inputs or (pre is not None and id(pre) in graph_inputs):
                 host.append(v if id(v) in graph_inputs else src)
             elif pre is not None and isinstance(pre.owner, SpikeSource):

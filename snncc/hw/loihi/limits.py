@@ -39,6 +39,8 @@ MAX_SYNAPSE_BITS = 16384 * 64
 MAX_SYNAPSE_CONFIGS = 16
 POP32_SLOTS = 2
 LOIHI_CORES_PER_CHIP = 128  # cores per Loihi chip (nengo-loihi hardware/allocators.py)
+REFRACT_DELAY_MAX = 63  # nengo_loihi/hardware/nxsdk_objects.py: CompartmentConfig
+DECAY_SCALE_TH = 0.5 / 2**12  # nengo_loihi/block.py: Compartment.DECAY_SCALE_TH
 
 LIMITS: dict[str, int] = {
     "compartments": MAX_COMPARTMENTS,
@@ -105,7 +107,7 @@ def axis_stats(table: np.ndarray, lo: int, hi: int) -> AxisStats:
     )
 
 
-class Counter:
+class CoreUse:
     """Counts per-block resources; caches per-axis statistics across candidate shapes."""
 
     def __init__(self, lowered: Lowered) -> None:

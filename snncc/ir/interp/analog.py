@@ -20,6 +20,7 @@ import numpy as np
 
 from snncc.diagnostics import SnnccError
 from snncc.ir.attributes import WeightRef
+from snncc.ir.dispatch import OpTable
 from snncc.ir.graph import Graph, Value
 from snncc.ir.interp import kernels
 from snncc.ir.op import Op
@@ -61,7 +62,7 @@ class KernelEntry:
     rowwise: Callable[[Op, WeightStore], bool]
 
 
-ANALOG_KERNELS: dict[type[Op], KernelEntry] = {}
+ANALOG_KERNELS: OpTable[KernelEntry] = OpTable("analog kernel")
 
 
 def _always(op: Op, weights: WeightStore) -> bool:
@@ -78,8 +79,7 @@ def analog_kernel(
     """
 
     def wrap(fn: Adapter) -> Adapter:
-        for cls in op_classes:
-            ANALOG_KERNELS[cls] = KernelEntry(fn, rowwise)
+        ANALOG_KERNELS.add(KernelEntry(fn, rowwise), *op_classes)
         return fn
 
     return wrap
@@ -205,7 +205,7 @@ class _Step:
 
 def _plan(graph: Graph) -> list[_Step]:
     """Kernel, batch mode and values to free for every op; refuses ops without kernels."""
-    missing = [op for op in graph.ops if type(op) not in ANALOG_KERNELS]
+    missing = [op for op in graph.ops if op not in ANALOG_KERNELS]
     if missing:
         lines = "\n".join(f"  - {op.name} '%{op.result.name}' at {op.loc.describe()}"
                           for op in missing)
@@ -221,7 +221,7 @@ def _plan(graph: Graph) -> list[_Step]:
     kept = {id(v) for v in graph.outputs}
     steps = []
     for index, op in enumerate(graph.ops):
-        entry = ANALOG_KERNELS[type(op)]
+        entry = ANALOG_KERNELS[op]
         frees = tuple({id(v) for v in op.inputs
                        if last_use[id(v)] == index and id(v) not in kept})
         steps.append(_Step(op, entry, entry.rowwise(op, graph.weights), frees))
