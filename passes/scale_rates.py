@@ -19,7 +19,7 @@ a stats file, i.e. images in [0, 1]). Amplitudes are folded in and set to 1.
 Statistics come from `ctx.calibration` (the ANN run by the numpy analog interpreter on the
 graph's rate model) or from `ctx.stats_file` (the training stats JSON, keyed by ONNX Relu
 node names = the populations' locations). With `compensate` (default), populations that
-reset to zero are corrected for the rate they lose (see `scale_rates_compensation`).
+reset to zero are corrected for the rate they lose (see `snncc.passes.support.rate_compensation`).
 """
 
 from __future__ import annotations
