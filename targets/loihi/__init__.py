@@ -1,7 +1,8 @@
 """The Loihi target: the spiking IR as a nengo-loihi network, on the emulator or on chips.
 
-See `docs/targets-loihi.md`. Modules: `lowering` (IR → nengo geometry, host/chip roles),
-`resources` (per-core limits counted as nengo-loihi does), `builder` (the nengo network),
+See `docs/targets-loihi.md`. The nengo-free parts live in `snncc.hw.loihi` (`geometry`: IR →
+nengo geometry and host/chip roles; `limits`: per-core limits counted as nengo-loihi does;
+`chip_blocks`: the chip block graph). Here: `builder` (the nengo network),
 `allocator` (placement from partition-chips), `runner` (runs, estimates, readouts).
 """
 
