@@ -1,18 +1,15 @@
-"""Pieces several subcommands share: pipeline flags, target specs, atomic output dirs."""
+"""Pieces several subcommands share: pipeline flags, target specs, reports, compiled dirs."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from snncc.atomic import write_atomic
+from snncc.cli.outputs import REPORT, check_writable_dir
 from snncc.diagnostics import SnnccError, UsageError
 from snncc.ir.graph import Graph
 from snncc.pipeline import PassContext, PassManager, PassResult, parse_pipeline, parse_specs
@@ -39,6 +36,17 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--stats", type=Path, metavar="FILE",
                    help="rate statistics JSON written during training (scale-rates)")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def check_pipeline_outputs(args: argparse.Namespace) -> None:
+    """Refuse a --dump-dir that is a file or cannot be written, before any work."""
+    dump: Path | None = args.dump_dir
+    if dump is None:
+        return
+    if dump.exists() and not dump.is_dir():
+        raise SnnccError(f"--dump-dir {dump}: is a file, not a directory; choose a directory")
+    check_writable_dir(next(p for p in dump.resolve().parents if p.exists())
+                       if not dump.exists() else dump, "--dump-dir", dump)
 
 
 def make_context(args: argparse.Namespace, graph: Graph) -> PassContext:
@@ -75,31 +83,15 @@ def parse_target(text: str) -> Target:
     return bind(TARGETS.get(specs[0].name), specs[0], text, what="--target")
 
 
-@contextmanager
-def atomic_directory(outdir: Path, force: bool) -> Iterator[Path]:
-    """Yield a fresh temporary directory that replaces `outdir` only if the block succeeds.
-
-    On any failure the temporary directory is removed, so no half-written output remains.
-    """
-    if outdir.exists() and not force:
-        raise SnnccError(f"{outdir}: output directory already exists; pass --force to replace "
-                         "it or -o to choose another")
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
-    try:
-        yield tmp
-        if outdir.exists():
-            shutil.rmtree(outdir)
-        os.replace(tmp, outdir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+def json_text(data: Any) -> str:
+    """Strict JSON (NaN and infinities, which JSON lacks, become null)."""
+    return json.dumps(_finite(data), indent=2, sort_keys=False, allow_nan=False,
+                      default=_jsonable) + "\n"
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Strict JSON (NaN and infinities, which JSON lacks, become null)."""
-    path.write_text(json.dumps(_finite(data), indent=2, sort_keys=False, allow_nan=False,
-                               default=_jsonable) + "\n")
+    """Write `json_text(data)` atomically."""
+    write_atomic(path, json_text(data))
 
 
 def _finite(value: Any) -> Any:
@@ -124,6 +116,30 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 
+def load_report(path: Path) -> dict[str, Any]:
+    """A compiled directory's report.json, which `snncc compile` writes last: without it
+    the directory is an interrupted compile."""
+    report_path = path / REPORT
+    if not report_path.is_file():
+        raise SnnccError(f"{path}: an incomplete compiled directory (no {REPORT}, which "
+                         "`snncc compile` writes last: the compile was interrupted); compile "
+                         "again")
+    try:
+        report = json.loads(report_path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise SnnccError(f"{report_path}: not a readable JSON report: {err}; compile "
+                         "again") from None
+    if not isinstance(report, dict):
+        raise SnnccError(f"{report_path}: expected a JSON object, found "
+                         f"{type(report).__name__}; compile again")
+    for key, kind in (("target", str), ("source_model", str), ("target_report", dict),
+                      ("pass_reports", dict)):
+        if key in report and not isinstance(report[key], (kind, type(None))):
+            raise SnnccError(f"{report_path}: '{key}' should be a {kind.__name__}, found "
+                             f"{type(report[key]).__name__}; compile again")
+    return report
+
+
 def load_compiled(path: Path) -> tuple[Graph, dict[str, Any]]:
     """A compiled directory (or a bare .snnir) → its graph and report (empty for .snnir)."""
     from snncc.ir.io import load_ir
@@ -133,8 +149,7 @@ def load_compiled(path: Path) -> tuple[Graph, dict[str, Any]]:
         if not ir.is_file():
             raise SnnccError(f"{path}: not a compiled directory (no model.snnir); run "
                              "`snncc compile MODEL.onnx -o DIR` first")
-        report_path = path / "report.json"
-        report = json.loads(report_path.read_text()) if report_path.is_file() else {}
+        report = load_report(path)
         return load_ir(ir), report
     if path.suffix == ".snnir":
         return load_ir(path), {}

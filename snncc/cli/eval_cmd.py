@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from snncc.diagnostics import SnnccError, UsageError
+from snncc.ir.graph import Graph
 
 COLUMNS = ("pixel_accuracy", "iou", "dice", "rand_error")
 
@@ -67,16 +69,47 @@ def _default_sweep(steps: int, delay: int) -> tuple[int, ...]:
     return tuple(sorted({max(delay + 1, steps * k // 4) for k in (1, 2, 3, 4)}))
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Numeric options and the places eval writes, before any work."""
+    from snncc.cli.outputs import REPORT, check_writable_dir
+
+    for flag, value, least in (("--crops", args.crops, 0), ("--timesteps", args.timesteps, 1),
+                               ("--batch-size", args.batch_size, 1)):
+        if value is not None and value < least:
+            raise UsageError(f"{flag} must be ≥ {least}, got {value}")
+    if args.plots is not None:
+        if args.plots.exists() and not args.plots.is_dir():
+            raise SnnccError(f"--plots {args.plots}: is a file, not a directory")
+        existing = args.plots if args.plots.exists() else next(
+            p for p in args.plots.resolve().parents if p.exists())
+        check_writable_dir(existing, "--plots", args.plots)
+    if not args.no_record and args.compiled.is_dir() and not os.access(args.compiled,
+                                                                         os.W_OK | os.X_OK):
+        raise SnnccError(f"{args.compiled}: cannot record the evaluation in its {REPORT} "
+                         "(read-only or permission denied); pass --no-record")
+
+
+def inferences(graph: Graph, images: tuple[int, ...], crops: int) -> int:
+    """Model inputs an evaluation of N×H×W images runs: crops or covering tiles."""
+    from snncc.data import tile_origins
+
+    count, rows, cols = images
+    if crops:
+        return count * crops
+    height, width = graph.inputs[0].type.shape[-2:]
+    if height > rows or width > cols:
+        return count
+    return count * len(tile_origins(rows, height)) * len(tile_origins(cols, width))
+
+
 def run(args: argparse.Namespace) -> int:
     from snncc.data import load_labelled, parse_indices
     from snncc.energy import EnergyConstants
     from snncc.evaluate import EvalSettings, OnnxModel, evaluate, load_compiled_dir
+    from snncc.targets.numpy import NumpyTarget, check_run_size
     from snncc.targets.numpy.spiking import readout_delay
 
-    if args.crops < 0:
-        raise UsageError(f"--crops must be ≥ 0, got {args.crops}")
-    if args.timesteps is not None and args.timesteps < 1:
-        raise UsageError(f"--timesteps must be ≥ 1, got {args.timesteps}")
+    check_options(args)
     graph, report = load_compiled_dir(args.compiled)
     constants = EnergyConstants.load(args.energy_constants)
     onnx = args.onnx or (Path(report["source_model"]) if "source_model" in report else None)
@@ -89,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
     data = load_labelled(args.data, parse_indices(args.indices) if args.indices else None)
     steps = args.timesteps or graph.attrs.timesteps
     sweep = parse_sweep(args.sweep) if args.sweep else ()
+    check_run_size(graph, inferences(graph, data.images.shape, args.crops),
+                   max((steps, *sweep)), args.batch_size, NumpyTarget.max_seconds)
     if args.plots and not sweep:
         sweep = _default_sweep(steps, readout_delay(graph))
     settings = EvalSettings(steps, args.mode, args.crops, args.seed, args.batch_size,
