@@ -13,14 +13,14 @@ import ctypes
 import errno
 import io
 import os
+import secrets
 import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from snncc.atomic import replace, temp_beside, umask_mode
+from snncc.atomic import replace, temp_beside
 from snncc.diagnostics import SnnccError, UsageError
 
 REPORT = "report.json"  # written last into a compile directory: its presence marks it complete
@@ -203,13 +203,14 @@ def atomic_directory(outdir: Path, force: bool, inputs: Sequence[Path] = ()) -> 
     """
     check_output_dir(outdir, force, inputs)
     created = [p for p in reversed(outdir.parents) if not p.exists()]
+    # named before it exists, so that a signal at any moment finds it in the `finally`
+    tmp = outdir.parent / f".{outdir.name}.{os.getpid()}-{secrets.token_hex(4)}"
     try:
-        outdir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
-    except OSError as err:
-        raise SnnccError(f"-o {outdir}: cannot create it: {err.strerror}") from None
-    try:
-        os.chmod(tmp, umask_mode(0o777))
+        try:
+            outdir.parent.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
+        except OSError as err:
+            raise SnnccError(f"-o {outdir}: cannot create it: {err.strerror}") from None
         yield tmp
         _install(tmp, outdir, force)
         created = []
