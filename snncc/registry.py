@@ -88,9 +88,10 @@ class Registry(Generic[T]):
                 obj: Any = __import__(module, fromlist=[attr or "_"])
                 for part in attr.split("."):
                     obj = getattr(obj, part)
-            except (ImportError, AttributeError) as err:
+            except (Exception, SystemExit) as err:  # any failure of the plugin's own module
                 raise RegistryError(
-                    f"{self.kind} '{name}' from {entry.source} cannot be loaded: {err}"
+                    f"{self.kind} '{name}' from {entry.source} cannot be loaded: "
+                    f"{type(err).__name__}: {err}; fix or uninstall that package"
                 ) from None
             if getattr(obj, "name", None) != name:
                 raise RegistryError(
