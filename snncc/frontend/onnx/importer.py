@@ -33,6 +33,7 @@ from snncc.frontend.onnx.errors import (
 from snncc.frontend.onnx.loader import LoadedModel, load_model
 from snncc.ir.graph import Graph, Value
 from snncc.ir.location import OnnxLoc
+from snncc.ir.op import IRError
 from snncc.ir.types import TensorType
 
 LOWERING_MODULES = (lower_conv, lower_math, lower_resize, lower_tensor)  # they register
@@ -114,6 +115,10 @@ class _Importer:
                                          err.todo or advice(node.op_type)[1]))
             self.unavailable.update(node.output)
             return
+        except IRError as err:  # attributes the checker lets through, e.g. group = 0
+            raise OnnxImportError(f"{self.loaded.file}: node '{label}' ({node.op_type}) is "
+                                  f"inconsistent: {err.args[0]}; export the model again"
+                                  ) from None
         for name, tensor in results:
             self.state.env[name] = tensor
             want = self.loaded.shapes.get(name)

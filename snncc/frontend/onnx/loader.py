@@ -41,7 +41,7 @@ def load_model(path: Path, input_shapes: Mapping[str, tuple[int, ...]] | None) -
     opset = _check_opset(model, file)
     try:
         onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as err:
+    except (onnx.checker.ValidationError, UnicodeDecodeError) as err:
         raise OnnxImportError(f"{file}: the ONNX checker rejects the model: {err}\nre-export "
                               "the model, or repair it with the onnx tools") from None
     constants = _initializers(model, file)
