@@ -232,3 +232,20 @@ def test_warnings_are_one_line(tmp_path):
     lines = [line for line in proc.stderr.splitlines() if "average pooling" in line]
     assert len(lines) == 1 and lines[0].startswith("snncc: warning: ")
     assert "warnings.warn" not in proc.stderr
+
+
+def test_eval_and_run_take_a_directory_or_an_snnir(root, tmp_path, capsys):
+    """#17 point 4: one way to name a network."""
+    ir = root / "snn" / "model.snnir"
+    args = ["--data", str(root / "data"), "--json", "--no-progress", "--no-record"]
+    assert main(["eval", str(root / "snn"), *args]) == 0
+    from_dir = json.loads(capsys.readouterr().out)
+    assert main(["eval", str(ir), *args]) == 1
+    assert "an IR file, without report.json) names no source model; pass --onnx" in (
+        capsys.readouterr().err)
+    assert main(["eval", str(ir), "--onnx", str(root / "seg.onnx"), *args]) == 0
+    from_ir = json.loads(capsys.readouterr().out)
+    assert from_ir["snn"] == from_dir["snn"] and from_ir["ann"] == from_dir["ann"]
+    assert main(["run", str(ir), "--input", str(root / "cal.npy"), "-o",
+                 str(tmp_path / "a.npy")]) == 0
+    assert main(["inspect", str(ir)]) == 0

@@ -29,7 +29,8 @@ COLUMNS = ("pixel_accuracy", "iou", "dice", "rand_error")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="compare ANN and SNN accuracy and energy on labelled images",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("compiled", type=Path, help="a directory written by `snncc compile`")
+    p.add_argument("compiled", type=Path,
+                   help="a compiled directory (`snncc compile -o DIR`) or an .snnir file")
     p.add_argument("--data", type=Path, required=True,
                    help="directory with image/N.png and label/N.png")
     p.add_argument("--timesteps", type=int, help="timesteps per image (default: the graph's)")
@@ -114,8 +115,9 @@ def run(args: argparse.Namespace) -> int:
     constants = EnergyConstants.load(args.energy_constants)
     onnx = args.onnx or (Path(report["source_model"]) if "source_model" in report else None)
     if onnx is None:
-        raise SnnccError(f"{args.compiled}/report.json names no source_model; pass --onnx "
-                         "MODEL.onnx")
+        where = (f"{args.compiled}/report.json" if args.compiled.is_dir()
+                 else f"{args.compiled} (an IR file, without report.json)")
+        raise SnnccError(f"{where} names no source model; pass --onnx MODEL.onnx")
     ann = OnnxModel(onnx)
     if not args.data.is_dir():
         raise SnnccError(f"{args.data}: no such directory (--data)")

@@ -21,7 +21,8 @@ from snncc.summary import summarize
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inspect", help="summarize an .onnx, .snnir or compiled directory",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("path", type=Path)
+    p.add_argument("path", type=Path,
+                   help="an .onnx file, a compiled directory or an .snnir file")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...",
                    help="bind a dynamic input shape of an ONNX model (repeatable)")

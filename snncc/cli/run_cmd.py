@@ -43,7 +43,8 @@ from snncc.target import Target
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a compiled network on an input",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("compiled", type=Path, help="a directory written by `snncc compile`")
+    p.add_argument("compiled", type=Path,
+                   help="a compiled directory (`snncc compile -o DIR`) or an .snnir file")
     p.add_argument("--input", type=Path, required=True, help="an .npy array or an image file")
     p.add_argument("--target", help="target to run on (default: the one compiled for)")
     p.add_argument("--mode", help="simulation mode (see `snncc targets`; default: the "

@@ -57,12 +57,13 @@ class Evaluation:
 
 
 def load_compiled_dir(path: Path) -> tuple[Graph, dict[str, Any]]:
-    """model.snnir and report.json of a directory written by `snncc compile`."""
+    """A compiled directory (model.snnir and report.json) or an `.snnir` with its weights
+    (its report is empty)."""
     from snncc.cli.common import load_compiled
 
-    if not path.is_dir():
-        raise SnnccError(f"{path}: no such directory; give the output directory of "
-                         "`snncc compile MODEL.onnx -o DIR`")
+    if not path.exists():
+        raise SnnccError(f"{path}: no such directory or file; give the output directory of "
+                         "`snncc compile MODEL.onnx -o DIR` or an .snnir file")
     return load_compiled(path)
 
 
