@@ -72,9 +72,9 @@ def parse_indices(text: str) -> tuple[int, ...]:
             raise UsageError(f"--indices '{text}': expected numbers and ranges like 20-24 or 1,3")
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if hi < lo:
-            raise UsageError(f"--indices '{text}': range {part} runs backwards")
+            raise SnnccError(f"--indices '{text}': range {part} runs backwards")
         if len(out) + hi - lo + 1 > MAX_INDICES:
-            raise UsageError(f"--indices '{text}' selects more than {MAX_INDICES:,} images; "
+            raise SnnccError(f"--indices '{text}' selects more than {MAX_INDICES:,} images; "
                              "name the images the data directory holds")
         out.extend(range(lo, hi + 1))
     if not out:

@@ -169,27 +169,33 @@ def test_run_below_the_readout_delay_is_refused_on_both_targets(tmp_path, capsys
                  str(tmp_path / "cal.npy"), "-o", str(tmp_path / "l"), "--no-progress"]) == 0
     for target in ("loihi", "numpy"):
         assert main(["run", str(tmp_path / "l"), "--input", str(tmp_path / "x.npy"),
-                     "--target", target, "--timesteps", "2", "--no-progress"]) == 2
+                     "--target", target, "--timesteps", "2", "--no-progress"]) == 1
         assert "does not reach past the readout delay" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(("argv", "code", "message"), [
-    (["compile", "{m}", "--target", "numpy{batch-size=-4}", "-o", "{tmp}/o"], 2,
+    (["compile", "{m}", "--target", "numpy{batch-size=-4}", "-o", "{tmp}/o"], 1,
      "batch-size must be ≥ 1, got -4"),
     (["compile", "{m}", "--target", "numpy", "-p", "canonicalize,scale-rates{percentile=0}",
-      "-o", "{tmp}/o"], 2, "percentile"),
-    (["eval", "{snn}", "--data", "{data}", "--crops", "-1"], 2, "--crops must be ≥ 0"),
-    (["eval", "{snn}", "--data", "{data}", "--batch-size", "0"], 2, "--batch-size must be ≥ 1"),
-    (["eval", "{snn}", "--data", "{data}", "--indices", "0-99999999999"], 2,
+      "-o", "{tmp}/o"], 1, "percentile"),
+    (["eval", "{snn}", "--data", "{data}", "--crops", "-1"], 1, "--crops must be ≥ 0"),
+    (["eval", "{snn}", "--data", "{data}", "--sweep", "0,5"], 1, "must be ≥ 1"),
+    (["eval", "{snn}", "--data", "{data}", "--sweep", "x"], 2, "expected timestep counts"),
+    (["eval", "{snn}", "--data", "{data}", "--indices", "a-b"], 2, "expected numbers"),
+    (["compile", "{m}", "--target", "numpy{batch-size=x}", "-o", "{tmp}/o"], 2, "batch-size"),
+    (["eval", "{snn}", "--data", "{data}", "--batch-size", "0"], 1, "--batch-size must be ≥ 1"),
+    (["eval", "{snn}", "--data", "{data}", "--indices", "0-99999999999"], 1,
      "selects more than 100,000 images"),
     (["eval", "{snn}", "--data", "{data}", "--timesteps", "100000000000"], 1,
      "limits 3600 s"),
     (["run", "{ann}", "--input", "{cal}", "--target", "numpy{max-seconds=1e-9}"], 1,
      "limits 1e-09 s"),
-    (["run", "{snn}", "--input", "{cal}", "--frames", "{tmp}/f.npy", "--frame-count", "0"], 2,
+    (["run", "{snn}", "--input", "{cal}", "--frames", "{tmp}/f.npy", "--frame-count", "0"], 1,
      "--frame-count must be ≥ 1"),
 ])
 def test_option_values_out_of_range(root, tmp_path, capsys, argv, code, message):
+    """One rule: a well-formed value out of its range is exit 1, for flags, pass options
+    and target options alike (a malformed one is exit 2)."""
     places = {"{m}": root / "seg.onnx", "{tmp}": tmp_path, "{snn}": root / "snn",
               "{ann}": root / "ann", "{data}": root / "data", "{cal}": root / "cal.npy"}
     for key, value in places.items():

@@ -110,7 +110,7 @@ def test_options_set_the_neurons():
 def test_bad_options(option, message):
     with pytest.raises(SnnccError) as err:
         parse_pipeline(f"convert-activations{{{option}}}")
-    assert message in str(err.value) and err.value.exit_code == 2
+    assert message in str(err.value) and err.value.exit_code == 1
 
 
 def test_unfused_graph_is_refused_with_the_node():

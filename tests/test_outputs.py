@@ -148,7 +148,7 @@ def test_run_checks_every_output_before_running(project, capsys):
         (["-o", str(x)], 1, "that is an input of this command"),
         (["-o", str(net / "weights.npz")], 2, "expected a file ending in"),
         (["--report", str(net / "report.json")], 1, "that is an input of this command"),
-        (["--timesteps", "0"], 2, "--timesteps must be ≥ 1"),
+        (["--timesteps", "0"], 1, "--timesteps must be ≥ 1"),
     ]
     (project / "outdir.npy").mkdir()
     before = tree(project)

@@ -38,6 +38,12 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
+def check_at_least(flag: str, value: int | None, least: int) -> None:
+    """A well-formed value out of its range is exit 1, for every option alike."""
+    if value is not None and value < least:
+        raise SnnccError(f"{flag} must be ≥ {least}, got {value}")
+
+
 def check_pipeline_outputs(args: argparse.Namespace) -> None:
     """Refuse a --dump-dir that is a file or cannot be written, before any work."""
     dump: Path | None = args.dump_dir

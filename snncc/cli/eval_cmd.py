@@ -60,8 +60,10 @@ def parse_sweep(text: str) -> tuple[int, ...]:
         steps = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
         steps = ()
-    if not steps or any(t < 1 for t in steps):
+    if not steps:
         raise UsageError(f"--sweep '{text}': expected timestep counts ≥ 1 like 25,50,100")
+    if any(t < 1 for t in steps):
+        raise SnnccError(f"--sweep '{text}': timestep counts must be ≥ 1")
     return steps
 
 
@@ -72,12 +74,12 @@ def _default_sweep(steps: int, delay: int) -> tuple[int, ...]:
 
 def check_options(args: argparse.Namespace) -> None:
     """Numeric options and the places eval writes, before any work."""
+    from snncc.cli.common import check_at_least
     from snncc.cli.outputs import REPORT, check_writable_dir
 
     for flag, value, least in (("--crops", args.crops, 0), ("--timesteps", args.timesteps, 1),
                                ("--batch-size", args.batch_size, 1)):
-        if value is not None and value < least:
-            raise UsageError(f"{flag} must be ≥ {least}, got {value}")
+        check_at_least(flag, value, least)
     if args.plots is not None:
         if args.plots.exists() and not args.plots.is_dir():
             raise SnnccError(f"--plots {args.plots}: is a file, not a directory")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snncc.cli.common import json_text, load_compiled, parse_target
+from snncc.cli.common import check_at_least, json_text, load_compiled, parse_target
 from snncc.cli.outputs import (
     REPORT,
     StagedOutputs,
@@ -119,10 +119,8 @@ def _encode(path: Path, array: np.ndarray) -> bytes:
 
 def check_outputs(args: argparse.Namespace) -> None:
     """Every output path and numeric option, before any work."""
-    if args.frame_count < 1:
-        raise UsageError(f"--frame-count must be ≥ 1, got {args.frame_count}")
-    if args.timesteps is not None and args.timesteps < 1:
-        raise UsageError(f"--timesteps must be ≥ 1, got {args.timesteps}")
+    check_at_least("--frame-count", args.frame_count, 1)
+    check_at_least("--timesteps", args.timesteps, 1)
     ir = args.compiled / "model.snnir" if args.compiled.is_dir() else args.compiled
     inputs = [args.input, ir, *ir.parent.glob("*.npz"), args.compiled / REPORT]
     pictures = (".npy", *image_suffixes())
@@ -152,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
         from snncc.targets.numpy.spiking import readout_delay
 
         if steps <= readout_delay(graph):
-            raise UsageError(f"--timesteps {steps} does not reach past the readout delay of "
+            raise SnnccError(f"--timesteps {steps} does not reach past the readout delay of "
                              f"{readout_delay(graph)} steps (one step per layer plus the lag "
                              "of synaptic filters); use more")
     with staged_outputs() as out:

@@ -26,8 +26,10 @@ class PipelineError(UsageError):
 
 class OptionValueError(PipelineError):
     """A well-formed option whose value the pass or target refuses (a SnnccError from its
-    constructor, e.g. a percentile outside (0, 100]): like every command-line value out of
-    range, a usage error (exit code 2)."""
+    constructor, e.g. a percentile outside (0, 100]): like every value out of its range,
+    command-line flags included, exit code 1."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)
