@@ -13,6 +13,7 @@ import ctypes
 import errno
 import io
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator, Sequence
@@ -195,6 +196,28 @@ def _install(tmp: Path, outdir: Path, force: bool) -> None:
     os.rename(old, tmp)
 
 
+def _remove_stale(outdir: Path) -> None:
+    """Remove temporary directories of earlier compiles into `outdir` that were killed
+    (SIGKILL leaves them): those whose process no longer exists."""
+    pattern = re.compile(rf"\.{re.escape(outdir.name)}\.(\d+)-[0-9a-f]{{8}}")
+    if not outdir.parent.is_dir():
+        return
+    for path in outdir.parent.iterdir():
+        m = pattern.fullmatch(path.name)
+        if m and path.is_dir() and not _alive(int(m.group(1))):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
 @contextmanager
 def atomic_directory(outdir: Path, force: bool, inputs: Sequence[Path] = ()) -> Iterator[Path]:
     """Yield a fresh temporary directory that replaces `outdir` only if the block succeeds.
@@ -202,6 +225,7 @@ def atomic_directory(outdir: Path, force: bool, inputs: Sequence[Path] = ()) -> 
     On any failure the temporary directory (and any parent this created) is removed.
     """
     check_output_dir(outdir, force, inputs)
+    _remove_stale(outdir)
     created = [p for p in reversed(outdir.parents) if not p.exists()]
     # named before it exists, so that a signal at any moment finds it in the `finally`
     tmp = outdir.parent / f".{outdir.name}.{os.getpid()}-{secrets.token_hex(4)}"
