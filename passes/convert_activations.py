@@ -216,6 +216,8 @@ class ConvertActivations(Pass):
                 graph.erase(op)
                 wanted.append((pop, op.result.name))
                 populations += 1
+        for op in graph.ops_of(View):  # a view of a population now relabels spikes
+            op.result.type = op.infer([v.type for v in op.inputs], op.attrs, graph.weights)
         # host ops (sigmoid, softmax) and graph outputs read currents or populations
         feeds_host = (Synapse, Add, IF, LIF)
         for op in list(graph.ops):

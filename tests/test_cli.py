@@ -77,7 +77,6 @@ def test_inspect_dump_text_and_json(dump, capsys):
     (["opt", "{dump}", "-p", "number-values{prefx=n}"], 2, "has no option 'prefx'"),
     (["opt", "{dump}", "-p", "number-values{prefix=1x}"], 1,
      "prefix '1x' must be an identifier"),
-    (["opt", "{dump}"], 2, "snncc opt needs -p PIPELINE"),
     (["opt", "{missing}", "-p", "canonicalize"], 1, "cannot read IR file"),
     (["inspect", "{missing}"], 1, "no such file or directory"),
     (["run", "{tmp}", "--input", "x.npy"], 1, "not a compiled directory (no model.snnir)"),

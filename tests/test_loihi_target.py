@@ -191,7 +191,7 @@ def test_example_unet_compiles_builds_and_runs(tmp_path):
     report = json.loads((out / "report.json").read_text())["target_report"]
     for use in report["utilisation"].values():
         assert use["max"] <= use["limit"]
-    from snncc.cli.common import load_compiled
+    from snncc.evaluate.compiled import load_compiled
 
     graph, _ = load_compiled(out)
     result = LoihiTarget().run(graph, [np.full((1, 1, 64, 64), 0.5, np.float32)], "emulator",

@@ -197,7 +197,7 @@ def test_cli_run_bad_frames(compiled, tmp_path, capsys):
     assert "--frames needs a spiking mode" in capsys.readouterr().err
     code = main(["run", str(out), "--input", str(image), "--mode", "loihi", "--frames",
                  str(tmp_path / "f.png"), "--frame-count", "0", "--no-progress"])
-    assert code == 2
+    assert code == 1  # out of range: exit 1, like every option's (docs/cli.md)
     assert "--frame-count must be ≥ 1, got 0" in capsys.readouterr().err
 
 

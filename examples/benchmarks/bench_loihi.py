@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snncc.cli.common import load_compiled
+from snncc.evaluate.compiled import load_compiled
 from snncc.hw.loihi.geometry import lower
 from snncc.pipeline import PassContext
 from snncc.sim.spiking import readout_delay

@@ -23,7 +23,7 @@ from typing import Any
 
 from snncc.cli.main import main as snncc
 from snncc.data.images import load_labelled
-from snncc.evaluate import EvalSettings, OnnxModel, evaluate, load_compiled_dir
+from snncc.evaluate import EvalSettings, OnnxModel, evaluate, load_compiled
 from snncc.hw.energy import EnergyConstants
 
 HERE = Path(__file__).resolve().parent
@@ -77,7 +77,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     for path in args.models:
         name, onnx, stats = model_files(path)
         compiled = compile_model(onnx, stats, args.out / f"{name}.snncc")
-        graph, _ = load_compiled_dir(compiled)
+        graph, _ = load_compiled(compiled)
         ann = OnnxModel(onnx)
         for mode in args.modes:
             start = time.perf_counter()

@@ -1,19 +1,16 @@
-"""Pieces several subcommands share: pipeline flags, target specs, atomic output dirs."""
+"""Pieces several subcommands share: pipeline flags, target specs, reports, compiled dirs."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import math
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from snncc.cli.outputs import check_writable_dir
 from snncc.diagnostics import SnnccError, UsageError
+from snncc.host.files import write_atomic
 from snncc.ir.graph import Graph
 from snncc.pipeline import PassContext, PassManager, PassResult, parse_pipeline, parse_specs
 from snncc.pipeline.options import bind
@@ -39,6 +36,23 @@ def add_pipeline_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--stats", type=Path, metavar="FILE",
                    help="rate statistics JSON written during training (scale-rates)")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def check_at_least(flag: str, value: int | None, least: int) -> None:
+    """A well-formed value out of its range is exit 1, for every option alike."""
+    if value is not None and value < least:
+        raise SnnccError(f"{flag} must be ≥ {least}, got {value}")
+
+
+def check_pipeline_outputs(args: argparse.Namespace) -> None:
+    """Refuse a --dump-dir that is a file or cannot be written, before any work."""
+    dump: Path | None = args.dump_dir
+    if dump is None:
+        return
+    if dump.exists() and not dump.is_dir():
+        raise SnnccError(f"--dump-dir {dump}: is a file, not a directory; choose a directory")
+    check_writable_dir(next(p for p in dump.resolve().parents if p.exists())
+                       if not dump.exists() else dump, "--dump-dir", dump)
 
 
 def make_context(args: argparse.Namespace, graph: Graph) -> PassContext:
@@ -75,31 +89,15 @@ def parse_target(text: str) -> Target:
     return bind(TARGETS.get(specs[0].name), specs[0], text, what="--target")
 
 
-@contextmanager
-def atomic_directory(outdir: Path, force: bool) -> Iterator[Path]:
-    """Yield a fresh temporary directory that replaces `outdir` only if the block succeeds.
-
-    On any failure the temporary directory is removed, so no half-written output remains.
-    """
-    if outdir.exists() and not force:
-        raise SnnccError(f"{outdir}: output directory already exists; pass --force to replace "
-                         "it or -o to choose another")
-    outdir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{outdir.name}.", dir=outdir.parent))
-    try:
-        yield tmp
-        if outdir.exists():
-            shutil.rmtree(outdir)
-        os.replace(tmp, outdir)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+def json_text(data: Any) -> str:
+    """Strict JSON (NaN and infinities, which JSON lacks, become null)."""
+    return json.dumps(_finite(data), indent=2, sort_keys=False, allow_nan=False,
+                      default=_jsonable) + "\n"
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Strict JSON (NaN and infinities, which JSON lacks, become null)."""
-    path.write_text(json.dumps(_finite(data), indent=2, sort_keys=False, allow_nan=False,
-                               default=_jsonable) + "\n")
+    """Write `json_text(data)` atomically."""
+    write_atomic(path, json_text(data))
 
 
 def _finite(value: Any) -> Any:
@@ -122,20 +120,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, Path):
         return str(value)
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
-
-
-def load_compiled(path: Path) -> tuple[Graph, dict[str, Any]]:
-    """A compiled directory (or a bare .snnir) → its graph and report (empty for .snnir)."""
-    from snncc.ir.io import load_ir
-
-    if path.is_dir():
-        ir = path / "model.snnir"
-        if not ir.is_file():
-            raise SnnccError(f"{path}: not a compiled directory (no model.snnir); run "
-                             "`snncc compile MODEL.onnx -o DIR` first")
-        report_path = path / "report.json"
-        report = json.loads(report_path.read_text()) if report_path.is_file() else {}
-        return load_ir(ir), report
-    if path.suffix == ".snnir":
-        return load_ir(path), {}
-    raise SnnccError(f"{path}: expected a compiled directory or a .snnir file")

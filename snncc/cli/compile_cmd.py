@@ -17,12 +17,13 @@ import numpy as np
 from snncc import __version__
 from snncc.cli.common import (
     add_pipeline_flags,
-    atomic_directory,
+    check_pipeline_outputs,
+    json_text,
     make_context,
     parse_target,
     run_pipeline,
-    write_json,
 )
+from snncc.cli.outputs import REPORT, atomic_directory, check_output_dir
 from snncc.diagnostics import SnnccError, UsageError
 from snncc.evaluate.compare import OnnxModel
 from snncc.evaluate.estimate import compile_estimate
@@ -59,9 +60,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("model", type=Path, help="the ONNX model")
     p.add_argument("--target", default="loihi",
-                   help="target name, optionally with options: numpy, 'loihi{hardware=true}'")
+                   help="target name, optionally with options: numpy, "
+                   "'loihi{max-seconds=600}'")
     p.add_argument("-o", "--output", type=Path, help="output directory (default: <stem>.snncc)")
-    p.add_argument("--force", action="store_true", help="replace an existing output directory")
+    p.add_argument("--force", action="store_true",
+                   help="replace an output directory an earlier `snncc compile` wrote")
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...",
                    help="bind a dynamic input shape (repeatable)")
     p.add_argument("--maxpool", choices=["error", "avg"], default="error",
@@ -73,11 +76,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     target = parse_target(args.target)
     outdir: Path = args.output or Path(f"{args.model.stem}.snncc")
-    if outdir.exists() and not args.force:
-        raise SnnccError(f"{outdir}: output directory already exists; pass --force to replace it "
-                         "or -o to choose another")
     if not args.model.is_file():
         raise SnnccError(f"{args.model}: no such file")
+    inputs = [p for p in (args.model, args.calibration, args.stats) if p is not None]
+    check_output_dir(outdir, args.force, inputs)
+    check_pipeline_outputs(args)
     from snncc.frontend.onnx import import_onnx
 
     start = time.perf_counter()
@@ -90,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     if problems:
         raise SnnccError(f"target '{target.name}' cannot take this graph:\n  - "
                          + "\n  - ".join(problems))
-    with atomic_directory(outdir, args.force) as tmp:
+    with atomic_directory(outdir, args.force, inputs) as tmp:
         save_ir(graph, tmp / "model.snnir", "weights.npz")
         emitted = target.emit(graph, tmp, ctx)
         report = {
@@ -106,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
             "energy_estimate": compile_estimate(graph, macs, ann_seconds(args.model, graph)),
             "compile_seconds": round(time.perf_counter() - start, 3),
         }
-        write_json(tmp / "report.json", report)
+        (tmp / REPORT).write_text(json_text(report))  # last: marks the directory complete
     print(f"compiled {args.model} for {target.name} → {outdir}/", file=sys.stderr)
     print(human_summary(report), file=sys.stderr)
     return 0

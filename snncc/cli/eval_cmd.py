@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from snncc.diagnostics import SnnccError, UsageError
+from snncc.ir.graph import Graph
 
 COLUMNS = ("pixel_accuracy", "iou", "dice", "rand_error")
 
@@ -27,7 +29,8 @@ COLUMNS = ("pixel_accuracy", "iou", "dice", "rand_error")
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="compare ANN and SNN accuracy and energy on labelled images",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("compiled", type=Path, help="a directory written by `snncc compile`")
+    p.add_argument("compiled", type=Path,
+                   help="a compiled directory (`snncc compile -o DIR`) or an .snnir file")
     p.add_argument("--data", type=Path, required=True,
                    help="directory with image/N.png and label/N.png")
     p.add_argument("--timesteps", type=int, help="timesteps per image (default: the graph's)")
@@ -57,8 +60,10 @@ def parse_sweep(text: str) -> tuple[int, ...]:
         steps = tuple(int(s) for s in text.split(",") if s.strip())
     except ValueError:
         steps = ()
-    if not steps or any(t < 1 for t in steps):
+    if not steps:
         raise UsageError(f"--sweep '{text}': expected timestep counts ≥ 1 like 25,50,100")
+    if any(t < 1 for t in steps):
+        raise SnnccError(f"--sweep '{text}': timestep counts must be ≥ 1")
     return steps
 
 
@@ -67,28 +72,62 @@ def _default_sweep(steps: int, delay: int) -> tuple[int, ...]:
     return tuple(sorted({max(delay + 1, steps * k // 4) for k in (1, 2, 3, 4)}))
 
 
+def check_options(args: argparse.Namespace) -> None:
+    """Numeric options and the places eval writes, before any work."""
+    from snncc.cli.common import check_at_least
+    from snncc.cli.outputs import REPORT, check_writable_dir
+
+    for flag, value, least in (("--crops", args.crops, 0), ("--timesteps", args.timesteps, 1),
+                               ("--batch-size", args.batch_size, 1)):
+        check_at_least(flag, value, least)
+    if args.plots is not None:
+        if args.plots.exists() and not args.plots.is_dir():
+            raise SnnccError(f"--plots {args.plots}: is a file, not a directory")
+        existing = args.plots if args.plots.exists() else next(
+            p for p in args.plots.resolve().parents if p.exists())
+        check_writable_dir(existing, "--plots", args.plots)
+    if not args.no_record and args.compiled.is_dir() and not os.access(args.compiled,
+                                                                         os.W_OK | os.X_OK):
+        raise SnnccError(f"{args.compiled}: cannot record the evaluation in its {REPORT} "
+                         "(read-only or permission denied); pass --no-record")
+
+
+def inferences(graph: Graph, images: tuple[int, ...], crops: int) -> int:
+    """Model inputs an evaluation of N×H×W images runs: crops or covering tiles."""
+    from snncc.data.images import tile_origins
+
+    count, rows, cols = images
+    if crops:
+        return count * crops
+    height, width = graph.inputs[0].type.shape[-2:]
+    if height > rows or width > cols:
+        return count
+    return count * len(tile_origins(rows, height)) * len(tile_origins(cols, width))
+
+
 def run(args: argparse.Namespace) -> int:
     from snncc.data.images import load_labelled, parse_indices
-    from snncc.evaluate import EvalSettings, OnnxModel, evaluate, load_compiled_dir
+    from snncc.evaluate import EvalSettings, OnnxModel, evaluate, load_compiled
     from snncc.hw.energy import EnergyConstants
     from snncc.sim.spiking import readout_delay
+    from snncc.targets.numpy import NumpyTarget, check_run_size
 
-    if args.crops < 0:
-        raise UsageError(f"--crops must be ≥ 0, got {args.crops}")
-    if args.timesteps is not None and args.timesteps < 1:
-        raise UsageError(f"--timesteps must be ≥ 1, got {args.timesteps}")
-    graph, report = load_compiled_dir(args.compiled)
+    check_options(args)
+    graph, report = load_compiled(args.compiled)
     constants = EnergyConstants.load(args.energy_constants)
     onnx = args.onnx or (Path(report["source_model"]) if "source_model" in report else None)
     if onnx is None:
-        raise SnnccError(f"{args.compiled}/report.json names no source_model; pass --onnx "
-                         "MODEL.onnx")
+        where = (f"{args.compiled}/report.json" if args.compiled.is_dir()
+                 else f"{args.compiled} (an IR file, without report.json)")
+        raise SnnccError(f"{where} names no source model; pass --onnx MODEL.onnx")
     ann = OnnxModel(onnx)
     if not args.data.is_dir():
         raise SnnccError(f"{args.data}: no such directory (--data)")
     data = load_labelled(args.data, parse_indices(args.indices) if args.indices else None)
     steps = args.timesteps or graph.attrs.timesteps
     sweep = parse_sweep(args.sweep) if args.sweep else ()
+    check_run_size(graph, inferences(graph, data.images.shape, args.crops),
+                   max((steps, *sweep)), args.batch_size, NumpyTarget.max_seconds)
     if args.plots and not sweep:
         sweep = _default_sweep(steps, readout_delay(graph))
     settings = EvalSettings(steps, args.mode, args.crops, args.seed, args.batch_size,

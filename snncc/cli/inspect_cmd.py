@@ -12,8 +12,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from snncc.cli.common import load_compiled
 from snncc.diagnostics import SnnccError
+from snncc.evaluate.compiled import load_compiled
 from snncc.ir.graph import Graph
 from snncc.ir.summary import summarize
 
@@ -21,7 +21,8 @@ from snncc.ir.summary import summarize
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("inspect", help="summarize an .onnx, .snnir or compiled directory",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("path", type=Path)
+    p.add_argument("path", type=Path,
+                   help="an .onnx file, a compiled directory or an .snnir file")
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...",
                    help="bind a dynamic input shape of an ONNX model (repeatable)")

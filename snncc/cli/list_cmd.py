@@ -9,7 +9,7 @@ from typing import Any
 
 from snncc.ir.attributes import field_types
 from snncc.pipeline.options import describe_type
-from snncc.pipeline.registry import PASSES, TARGETS, Registry
+from snncc.pipeline.registry import PASSES, TARGETS, Registry, RegistryError
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,9 +20,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def describe(registry: Registry[Any]) -> list[dict[str, Any]]:
-    out = []
+    """Every registered entry; one that cannot be loaded is listed with `broken` set."""
+    out: list[dict[str, Any]] = []
     for name in registry.names():
-        cls = registry.get(name)
+        try:
+            cls = registry.get(name)
+        except RegistryError as err:
+            out.append({"name": name, "broken": str(err), "source": registry.source(name)})
+            continue
         hints = field_types(cls)
         options = [{"name": f.name.replace("_", "-"), "type": describe_type(hints[f.name]),
                     "default": f.default if f.default is not dataclasses.MISSING else None}
@@ -45,6 +50,9 @@ def run(args: argparse.Namespace, registry: Registry[Any]) -> int:
         print(json.dumps(entries, indent=2, default=str))
         return 0
     for e in entries:
+        if "broken" in e:
+            print(f"{e['name']}: BROKEN: {e['broken']}")
+            continue
         print(f"{e['name']}: {e['summary']}")
         for o in e["options"]:
             print(f"    {o['name']}: {o['type']} = {o['default']!r}")

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import traceback
+import warnings
 from collections.abc import Sequence
+from types import FrameType
 
 from snncc import __version__
 from snncc.cli import compile_cmd, eval_cmd, inspect_cmd, list_cmd, opt_cmd, run_cmd
@@ -29,6 +32,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like Ctrl-C, so temporary outputs are removed."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def _one_line_warning(message: Warning | str, category: type[Warning], filename: str,
+                      lineno: int, file: object = None, line: str | None = None) -> None:
+    """Warnings as one line for the user, not snncc's source line."""
+    print(f"snncc: warning: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -36,13 +53,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exit_:
         return int(exit_.code or 0)
     try:
-        return int(args.run(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _one_line_warning
+            return int(args.run(args) or 0)
     except SnnccError as err:
         print(f"snncc: error: {err}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("snncc: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("snncc: terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    except BrokenPipeError:
+        # the reader of stdout went away (`snncc inspect X | head`): not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except MemoryError:
+        print("snncc: error: out of memory: the model or the run is too large for this "
+              "machine; use a smaller input shape, fewer images or fewer timesteps",
+              file=sys.stderr)
+        return 1
     except Exception as err:
         if os.environ.get("SNNCC_DEBUG"):
             traceback.print_exc()
@@ -53,4 +85,5 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entry() -> None:
+    signal.signal(signal.SIGTERM, _terminate)
     sys.exit(main())

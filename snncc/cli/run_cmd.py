@@ -17,21 +17,35 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from snncc.cli.common import load_compiled, parse_target, write_json
-from snncc.data.images import stitch, tiles
+from snncc.cli.common import check_at_least, json_text, parse_target
+from snncc.cli.outputs import (
+    REPORT,
+    StagedOutputs,
+    check_output_file,
+    encode_image,
+    encode_npy,
+    image_suffixes,
+    staged_outputs,
+)
+from snncc.data.images import check_values, read_gray, stitch, tiles
 from snncc.diagnostics import SnnccError, UsageError
+from snncc.evaluate.compiled import load_compiled
+from snncc.ir.graph import Graph
 from snncc.ir.types import TensorType
+from snncc.pipeline.target import Target
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run a compiled network on an input",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("compiled", type=Path, help="a directory written by `snncc compile`")
+    p.add_argument("compiled", type=Path,
+                   help="a compiled directory (`snncc compile -o DIR`) or an .snnir file")
     p.add_argument("--input", type=Path, required=True, help="an .npy array or an image file")
     p.add_argument("--target", help="target to run on (default: the one compiled for)")
     p.add_argument("--mode", help="simulation mode (see `snncc targets`; default: the "
@@ -68,16 +82,11 @@ def load_input(path: Path, expected: TensorType) -> tuple[np.ndarray, Tiling | N
         raise SnnccError(f"{path}: no such input file")
     if path.suffix == ".npy":
         try:
-            array = np.load(path, allow_pickle=False).astype(np.float32)
-        except ValueError as err:
+            array = check_values(np.load(path, allow_pickle=False), str(path))
+        except (OSError, ValueError, EOFError) as err:
             raise SnnccError(f"{path}: not a readable .npy array: {err}") from None
     else:
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            array = np.asarray(Image.open(path).convert("L"), dtype=np.float32) / 255.0
-        except (UnidentifiedImageError, OSError) as err:
-            raise SnnccError(f"{path}: not a readable image: {err}") from None
+        array = read_gray(path)
     per_image = expected.shape[1:]
     channels, height, width = per_image if len(per_image) == 3 else (0, 0, 0)
     gray = array.squeeze()
@@ -96,8 +105,6 @@ def load_input(path: Path, expected: TensorType) -> tuple[np.ndarray, Tiling | N
 
 def frame_steps(first: int, steps: int, count: int) -> list[int]:
     """`count` evenly spaced timesteps from just past the readout delay to `steps`."""
-    if count < 1:
-        raise UsageError(f"--frame-count must be ≥ 1, got {count}")
     return sorted({round(first + (steps - first) * (k + 1) / count) for k in range(count)})
 
 
@@ -107,16 +114,29 @@ def _picture(out: np.ndarray) -> np.ndarray:
     return (picture * 255).round().astype(np.uint8)
 
 
-def _save(path: Path, array: np.ndarray) -> None:
-    if path.suffix == ".npy":
-        np.save(path, array)
-    else:
-        from PIL import Image
+def _encode(path: Path, array: np.ndarray) -> bytes:
+    return encode_npy(array) if path.suffix == ".npy" else encode_image(array, path.suffix)
 
-        Image.fromarray(array).save(path)
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every output path and numeric option, before any work."""
+    check_at_least("--frame-count", args.frame_count, 1)
+    check_at_least("--timesteps", args.timesteps, 1)
+    ir = args.compiled / "model.snnir" if args.compiled.is_dir() else args.compiled
+    inputs = [args.input, ir, *ir.parent.glob("*.npz"), args.compiled / REPORT]
+    pictures = (".npy", *image_suffixes())
+    for option, path, suffixes in (("-o", args.output, pictures),
+                                   ("--frames", args.frames, pictures),
+                                   ("--report", args.report, (".json",))):
+        if path is not None:
+            check_output_file(path, option, suffixes, inputs)
+    given = [p.resolve() for p in (args.output, args.frames, args.report) if p is not None]
+    if len(set(given)) < len(given):
+        raise UsageError("-o, --frames and --report must name different files")
 
 
 def run(args: argparse.Namespace) -> int:
+    check_outputs(args)
     graph, report = load_compiled(args.compiled)
     target = parse_target(args.target or report.get("target", "numpy"))
     mode = {"spiking": "ideal"}.get(args.mode, args.mode) if args.mode else None
@@ -126,6 +146,26 @@ def run(args: argparse.Namespace) -> int:
     batch, tiling = load_input(args.input, graph.inputs[0].type)
     inputs = [batch]
     whole = tiling.stitch if tiling is not None else (lambda out: out)
+    if mode in ("ideal", "loihi", "emulator", "hardware"):
+        steps = args.timesteps or graph.attrs.timesteps
+        from snncc.sim.spiking import readout_delay
+
+        if steps <= readout_delay(graph):
+            raise SnnccError(f"--timesteps {steps} does not reach past the readout delay of "
+                             f"{readout_delay(graph)} steps (one step per layer plus the lag "
+                             "of synaptic filters); use more")
+    with staged_outputs() as out:
+        _run(args, graph, target, mode, inputs, whole, out)
+    for path in (args.frames, args.output, args.report):
+        if path is not None:
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def _run(args: argparse.Namespace, graph: Graph, target: Target, mode: str,
+         inputs: list[np.ndarray], whole: Callable[[np.ndarray], np.ndarray],
+         staged: StagedOutputs) -> None:
+    """Run, and stage the output files (renamed into place together when all succeeded)."""
     if args.frames is None:
         result = target.run(graph, inputs, mode, timesteps=args.timesteps,
                             progress=not args.no_progress)
@@ -141,18 +181,18 @@ def run(args: argparse.Namespace) -> int:
                              progress=not args.no_progress,
                              frames=frame_steps(first, steps, args.frame_count))
         stack = [whole(result.frames[t][0]) for t in sorted(result.frames)]
-        _save(args.frames, np.stack(stack) if args.frames.suffix == ".npy"
-              else np.concatenate([_picture(o) for o in stack], axis=1))
-        print(f"wrote {args.frames} (frames after {', '.join(map(str, sorted(result.frames)))} "
-              "steps)", file=sys.stderr)
+        staged.write(args.frames, _encode(args.frames, np.stack(stack)
+                                          if args.frames.suffix == ".npy"
+                                          else np.concatenate([_picture(o) for o in stack],
+                                                              axis=1)))
+        print(f"frames after {', '.join(map(str, sorted(result.frames)))} steps",
+              file=sys.stderr)
     out = whole(result.outputs[0])
     if args.output is None:
         np.set_printoptions(precision=4, threshold=64)
         print(out)
     else:
-        _save(args.output, out if args.output.suffix == ".npy" else _picture(out))
-        print(f"wrote {args.output}", file=sys.stderr)
+        staged.write(args.output, _encode(args.output, out if args.output.suffix == ".npy"
+                                          else _picture(out)))
     if args.report is not None:
-        write_json(args.report, {"mode": mode, **result.stats})
-        print(f"wrote {args.report}", file=sys.stderr)
-    return 0
+        staged.write(args.report, json_text({"mode": mode, **result.stats}))

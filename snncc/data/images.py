@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from snncc.diagnostics import SnnccError
+from snncc.diagnostics import SnnccError, UsageError
 from snncc.ir.types import TensorType
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp")
@@ -39,11 +39,17 @@ def _numeric_key(path: Path) -> tuple[int, int | str]:
     return (0, int(path.stem)) if path.stem.isdigit() else (1, path.stem)
 
 
-def _read_gray(path: Path) -> np.ndarray:
+def read_gray(path: Path) -> np.ndarray:
+    """An image as gray values in [0, 1]: 8-bit scaled by 255, 16-bit gray by 65535."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
+            if im.mode.startswith("I;16"):
+                return np.asarray(im, dtype=np.float32) / 65535.0
+            if im.mode in ("I", "F"):
+                raise SnnccError(f"{path}: a 32-bit ({im.mode}) image; snncc reads 8- and "
+                                 "16-bit images: save it as one, or as an .npy array")
             return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
     except (UnidentifiedImageError, OSError) as err:
         raise SnnccError(f"{path}: not a readable image: {err}") from None
@@ -54,20 +60,39 @@ def _image_files(directory: Path) -> list[Path]:
                   key=_numeric_key)
 
 
+MAX_INDICES = 100_000
+
+
 def parse_indices(text: str) -> tuple[int, ...]:
     """`20-24` or `1,3,5-7` → image indices (for `--indices`)."""
     out: list[int] = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if not m:
-            raise SnnccError(f"--indices '{text}': expected numbers and ranges like 20-24 or 1,3")
+            raise UsageError(f"--indices '{text}': expected numbers and ranges like 20-24 or 1,3")
         lo, hi = int(m.group(1)), int(m.group(2) or m.group(1))
         if hi < lo:
             raise SnnccError(f"--indices '{text}': range {part} runs backwards")
+        if len(out) + hi - lo + 1 > MAX_INDICES:
+            raise SnnccError(f"--indices '{text}' selects more than {MAX_INDICES:,} images; "
+                             "name the images the data directory holds")
         out.extend(range(lo, hi + 1))
     if not out:
-        raise SnnccError(f"--indices '{text}' selects no images")
+        raise UsageError(f"--indices '{text}' selects no images")
     return tuple(out)
+
+
+def check_values(array: np.ndarray, source: str) -> np.ndarray:
+    """`array` as float32, refusing non-numeric arrays and NaN or infinite values."""
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise SnnccError(f"{source}: holds {array.dtype} values, not numbers; save the images "
+                         "as a numeric array")
+    values = np.asarray(array, dtype=np.float32)
+    bad = int(values.size - np.isfinite(values).sum())
+    if bad:
+        raise SnnccError(f"{source}: {bad} of {values.size} values are NaN or infinite "
+                         "(or overflow float32); give finite pixel values")
+    return values
 
 
 def load_labelled(directory: Path, indices: Sequence[int] | None = None) -> LabelledImages:
@@ -91,7 +116,7 @@ def load_labelled(directory: Path, indices: Sequence[int] | None = None) -> Labe
         label_path = label_dir / path.name
         if not label_path.is_file():
             raise SnnccError(f"{label_path}: label missing for image {path}")
-        image, label = _read_gray(path), _read_gray(label_path)
+        image, label = read_gray(path), read_gray(label_path)
         if image.shape != label.shape:
             raise SnnccError(f"{label_path}: label is {label.shape[1]}x{label.shape[0]} but "
                              f"its image is {image.shape[1]}x{image.shape[0]}")
@@ -182,8 +207,8 @@ def load_calibration(path: Path, expected: TensorType) -> np.ndarray:
         if not path.is_file():
             raise SnnccError(f"{path}: calibration file not found")
         try:
-            array = np.load(path, allow_pickle=False)
-        except ValueError as err:
+            array = check_values(np.load(path, allow_pickle=False), str(path))
+        except (OSError, ValueError, EOFError) as err:
             raise SnnccError(f"{path}: not a readable .npy array: {err}") from None
     elif path.is_dir():
         directory = path / "image" if (path / "image").is_dir() else path
@@ -191,7 +216,7 @@ def load_calibration(path: Path, expected: TensorType) -> np.ndarray:
         if not files:
             raise SnnccError(f"{directory}: no calibration images (expected *.png files or an "
                              "image/ subdirectory)")
-        images = [_read_gray(p) for p in files]
+        images = [read_gray(p) for p in files]
         if len({im.shape for im in images}) != 1:
             raise SnnccError(f"{directory}: calibration images differ in size")
         array = np.stack(images)

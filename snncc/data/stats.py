@@ -17,6 +17,7 @@ import numpy as np
 
 FORMAT = "snncc-rate-stats"
 VERSION = 1
+MAX_ACTIVATION = 1e15  # far above any trained ReLU; larger values are corrupt files
 
 
 class RateStatsError(ValueError):
@@ -31,6 +32,15 @@ class LayerStats:
     max_activation: float
     mean_activation: float
     samples: int
+
+    def __post_init__(self) -> None:
+        for key in ("percentile_activation", "max_activation", "mean_activation"):
+            value = getattr(self, key)
+            if not (math.isfinite(value) and 0 <= value <= MAX_ACTIVATION):
+                raise RateStatsError(f"{key} must be a finite activation in [0, "
+                                     f"{MAX_ACTIVATION:g}] (ReLU outputs), got {value}")
+        if self.samples < 0:
+            raise RateStatsError(f"samples must be ≥ 0, got {self.samples}")
 
     @classmethod
     def from_values(cls, values: np.ndarray, percentile: float) -> LayerStats:
@@ -87,6 +97,8 @@ class RateStats:
     @classmethod
     def from_json(cls, obj: Mapping[str, object]) -> RateStats:
         """Validate and parse the JSON object of a stats file."""
+        if not isinstance(obj, Mapping):
+            raise RateStatsError(f"expected a JSON object, found {type(obj).__name__}")
         if obj.get("format") != FORMAT:
             raise RateStatsError(f"format must be {FORMAT!r}, got {obj.get('format')!r}")
         if obj.get("version") != VERSION:

@@ -6,8 +6,8 @@ from snncc.evaluate.compare import (
     Evaluation,
     OnnxModel,
     evaluate,
-    load_compiled_dir,
 )
+from snncc.evaluate.compiled import load_compiled
 from snncc.evaluate.energy_report import energy_report, onnx_macs
 from snncc.evaluate.metrics import METRICS, rand_error, segmentation_metrics, to_mask
 from snncc.evaluate.traffic import ChipTraffic, chip_traffic
@@ -21,7 +21,7 @@ __all__ = [
     "chip_traffic",
     "energy_report",
     "evaluate",
-    "load_compiled_dir",
+    "load_compiled",
     "onnx_macs",
     "rand_error",
     "segmentation_metrics",

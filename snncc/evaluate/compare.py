@@ -56,16 +56,6 @@ class Evaluation:
     neuron_rates_hz: dict[str, np.ndarray]
 
 
-def load_compiled_dir(path: Path) -> tuple[Graph, dict[str, Any]]:
-    """model.snnir and report.json of a directory written by `snncc compile`."""
-    from snncc.cli.common import load_compiled
-
-    if not path.is_dir():
-        raise SnnccError(f"{path}: no such directory; give the output directory of "
-                         "`snncc compile MODEL.onnx -o DIR`")
-    return load_compiled(path)
-
-
 class OnnxModel:
     """The ANN: an onnxruntime session on the CPU, run on N×C×H×W batches."""
 

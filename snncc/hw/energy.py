@@ -57,9 +57,11 @@ class EnergyConstants:
             extra = sorted(set(data) - known) if isinstance(data, dict) else "not an object"
             raise SnnccError(f"{path}: unknown energy constants {extra}; known: "
                              f"{', '.join(sorted(known))}")
-        bad = [k for k, v in data.items() if not isinstance(v, (int, float)) or v < 0]
+        bad = [k for k, v in data.items() if isinstance(v, bool)
+               or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0]
         if bad:
-            raise SnnccError(f"{path}: energy constants must be non-negative numbers: {bad}")
+            raise SnnccError(f"{path}: energy constants must be finite non-negative numbers: "
+                             f"{bad}")
         return EnergyConstants(**{k: float(v) for k, v in data.items()})
 
 

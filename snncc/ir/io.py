@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from snncc.diagnostics import SnnccError
+from snncc.host.files import write_atomic
 from snncc.ir.graph import Graph
 from snncc.ir.parser import parse_graph, sidecar_loader
 from snncc.ir.printer import print_graph
@@ -22,10 +22,8 @@ def load_ir(path: Path, allow_unregistered: bool = False) -> Graph:
 
 
 def save_ir(graph: Graph, path: Path, weights_name: str | None = None) -> None:
-    """Write `path` and its weights sidecar (default `<stem>.npz`) atomically."""
+    """Write `path` and its weights sidecar (default `<stem>.npz`), each atomically."""
     weights_name = weights_name or path.with_suffix(".npz").name
     graph.prune_weights()
-    graph.weights.save(path.parent / weights_name)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(print_graph(graph, weights_name))
-    os.replace(tmp, path)
+    write_atomic(path.parent / weights_name, graph.weights.encode())
+    write_atomic(path, print_graph(graph, weights_name))

@@ -25,6 +25,7 @@ from snncc.ir.location import FileLoc, FusedLoc, Location, OnnxLoc
 from snncc.ir.op import OP_REGISTRY, IRError, Op, OpaqueOp
 from snncc.ir.printer import FORMAT_VERSION, MAGIC
 from snncc.ir.types import TensorType
+from snncc.ir.validate import attrs_problem, properties_problem, weights_problem
 from snncc.ir.weights import WeightStore
 
 _LEADING_COMMENTS = re.compile(r"\A(?:\s*//[^\n]*\n)*\s*")
@@ -95,7 +96,14 @@ class _Builder:
                     weights = self.loader(json.loads(file_tok), json.loads(sha_tok))
                 except SnnccError as err:
                     raise self.error(file_tok, str(err)) from None
-        return self.graph(graph_tree, weights)
+                problem = weights_problem(weights)
+                if problem:
+                    raise self.error(file_tok, f"{json.loads(file_tok)}: {problem}")
+        graph = self.graph(graph_tree, weights)
+        problem = properties_problem(graph)
+        if problem:
+            raise self.error(graph_tree, problem)
+        return graph
 
     def type_of(self, tok: Token) -> TensorType:
         try:
@@ -115,6 +123,9 @@ class _Builder:
                 graph.attrs = bind_attrs(GraphAttrs, self.attr_dict(rest[0]))
             except ValueError as err:
                 raise self.error(rest[0], f"graph attributes: {err}") from None
+            problem = attrs_problem(graph.attrs)
+            if problem:
+                raise self.error(rest[0], f"graph attributes: {problem}")
             rest = rest[1:]
         for node in rest[:-1]:
             graph.ops.append(self.op(node, weights))

@@ -8,6 +8,7 @@ sha256 in the header.
 from __future__ import annotations
 
 import dataclasses
+import json
 
 from snncc.ir.attributes import attr_pairs, format_attrs
 from snncc.ir.graph import Graph
@@ -27,16 +28,16 @@ def print_op(op: Op) -> str:
     )
 
 
-def print_graph(graph: Graph, weights_file: str = "weights.npz") -> str:
-    """The full text of `graph`, ending in a newline."""
+def print_graph(graph: Graph, weights_file: str | None = "weights.npz") -> str:
+    """The full text of `graph`, ending in a newline; `weights_file=None` leaves out the
+    weights header (the text then loads without its weights)."""
     args = ", ".join(f"%{v.name}: {v.type}" for v in graph.inputs)
     results = ", ".join(str(v.type) for v in graph.outputs)
     attrs = format_attrs(attr_pairs(graph.attrs)) if dataclasses.fields(graph.attrs) else ""
-    lines = [
-        f"{MAGIC} {FORMAT_VERSION}",
-        f'weights "{weights_file}" sha256 "{graph.weights.sha256()}"',
-        f"graph @{graph.name}({args}) -> ({results}){attrs} {{",
-    ]
+    lines = [f"{MAGIC} {FORMAT_VERSION}"]
+    if weights_file is not None:
+        lines.append(f"weights {json.dumps(weights_file)} sha256 \"{graph.weights.sha256()}\"")
+    lines.append(f"graph @{graph.name}({args}) -> ({results}){attrs} {{")
     lines += [f"  {print_op(op)}" for op in graph.ops]
     lines.append("  return " + ", ".join(f"%{v.name}" for v in graph.outputs))
     lines.append("}")

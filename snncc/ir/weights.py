@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 import zipfile
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ class WeightStore:
     """Name → array. Arrays are read-only once stored: passes add new ones."""
 
     def __init__(self, arrays: dict[str, np.ndarray] | None = None) -> None:
+        self.source: Path | None = None  # the .npz this store was loaded from
         self._arrays: dict[str, np.ndarray] = {}
         for name, array in (arrays or {}).items():
             self._put(name, array)
@@ -72,12 +72,16 @@ class WeightStore:
         return digest.hexdigest()
 
     def save(self, path: Path) -> None:
-        """Write the store as `.npz`, atomically (a temporary file renamed into place)."""
-        tmp = path.with_name(path.name + ".tmp")
+        """Write the store as `.npz`, atomically."""
+        from snncc.host.files import write_atomic
+
+        write_atomic(path, self.encode())
+
+    def encode(self) -> bytes:
+        """The store as the bytes of an `.npz` file."""
         buffer = io.BytesIO()
         np.savez(buffer, **{name: self._arrays[name] for name in sorted(self._arrays)})
-        tmp.write_bytes(buffer.getvalue())
-        os.replace(tmp, path)
+        return buffer.getvalue()
 
     @staticmethod
     def load(
@@ -93,8 +97,9 @@ class WeightStore:
         try:
             with np.load(path, allow_pickle=False) as data:
                 store = WeightStore({name: data[name] for name in data.files})
-        except (OSError, ValueError, zipfile.BadZipFile) as err:
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
             raise SnnccError(f"{path}: not a readable .npz weights file{by}: {err}") from None
+        store.source = path
         if expected_sha256 is not None and store.sha256() != expected_sha256:
             raise SnnccError(
                 f"{path}: sha256 {store.sha256()[:12]}… does not match {expected_sha256[:12]}… "

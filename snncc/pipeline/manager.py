@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from snncc.diagnostics import SnnccError
+from snncc.diagnostics import SnnccError, UsageError
 from snncc.ir.graph import Graph
 from snncc.ir.io import save_ir
 from snncc.ir.op import IRError
@@ -37,7 +37,7 @@ def parse_pipeline(text: str) -> list[Pass]:
     for spec in parse_specs(text):
         try:
             cls = PASSES.get(spec.name)
-        except SnnccError as err:
+        except UsageError as err:  # an unknown name; a broken plugin stays a RegistryError
             raise PipelineError(f"{err}\n  {text}\n  {' ' * (spec.column - 1)}^") from None
         passes.append(bind(cls, spec, text))
     return passes
@@ -100,6 +100,14 @@ class PassManager:
             except SnnccError as err:
                 raise PassFailed(f"pass '{p.name}' failed (passes run before it: {before}):\n"
                                  f"{err}", getattr(err, "exit_code", 1)) from None
+            except MemoryError:
+                raise
+            except (Exception, SystemExit) as err:  # a bug in the pass, named for its author
+                what = (f"called sys.exit({err.code!r})" if isinstance(err, SystemExit)
+                        else f"raised {type(err).__name__}: {err}")
+                raise PassFailed(f"pass '{p.name}' from {PASSES.source(p.name)} {what} "
+                                 f"(passes run before it: {before}); this is a bug in that "
+                                 "pass: report it to its authors", 3) from err
             seconds = time.perf_counter() - start
             graph.with_properties(*sorted(_names(p.establishes)),
                                   drop=tuple(_names(p.invalidates)))

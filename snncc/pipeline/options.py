@@ -25,8 +25,9 @@ class PipelineError(UsageError):
 
 
 class OptionValueError(PipelineError):
-    """A well-formed option whose value the pass refuses (a SnnccError from the pass, e.g.
-    a percentile outside (0, 100]): bad input rather than bad usage, so exit code 1."""
+    """A well-formed option whose value the pass or target refuses (a SnnccError from its
+    constructor, e.g. a percentile outside (0, 100]): like every value out of its range,
+    command-line flags included, exit code 1."""
 
     exit_code = 1
 

@@ -88,9 +88,10 @@ class Registry(Generic[T]):
                 obj: Any = __import__(module, fromlist=[attr or "_"])
                 for part in attr.split("."):
                     obj = getattr(obj, part)
-            except (ImportError, AttributeError) as err:
+            except (Exception, SystemExit) as err:  # any failure of the plugin's own module
                 raise RegistryError(
-                    f"{self.kind} '{name}' from {entry.source} cannot be loaded: {err}"
+                    f"{self.kind} '{name}' from {entry.source} cannot be loaded: "
+                    f"{type(err).__name__}: {err}; fix or uninstall that package"
                 ) from None
             if getattr(obj, "name", None) != name:
                 raise RegistryError(
@@ -107,6 +108,17 @@ class Registry(Generic[T]):
 
     def all(self) -> list[type[T]]:
         return [self.get(n) for n in self.names()]
+
+    def loadable(self) -> list[type[T]]:
+        """Every class that loads; a broken plugin is left out here and reported where it
+        is used (`get`) or listed (`snncc passes`)."""
+        out = []
+        for name in self.names():
+            try:
+                out.append(self.get(name))
+            except RegistryError:
+                continue
+        return out
 
 
 PASSES: Registry[Any] = Registry("snncc.passes", "pass", "passes")

@@ -33,6 +33,7 @@ from snncc.frontend.onnx.errors import (
 from snncc.frontend.onnx.loader import LoadedModel, load_model
 from snncc.ir.graph import Graph, Value
 from snncc.ir.location import OnnxLoc
+from snncc.ir.op import IRError
 from snncc.ir.types import TensorType
 
 LOWERING_MODULES = (lower_conv, lower_math, lower_resize, lower_tensor)  # they register
@@ -114,6 +115,10 @@ class _Importer:
                                          err.todo or advice(node.op_type)[1]))
             self.unavailable.update(node.output)
             return
+        except IRError as err:  # attributes the checker lets through, e.g. group = 0
+            raise OnnxImportError(f"{self.loaded.file}: node '{label}' ({node.op_type}) is "
+                                  f"inconsistent: {err.args[0]}; export the model again"
+                                  ) from None
         for name, tensor in results:
             self.state.env[name] = tensor
             want = self.loaded.shapes.get(name)
@@ -129,10 +134,11 @@ class _Importer:
         version = onnx.defs.get_schema(node.op_type, self.loaded.opset, node.domain).since_version
         refused = node.op_type in MAXPOOL_TYPES and self.state.maxpool == "error"
         lower = None if refused else find_lowering(node.op_type, version)
-        if any(name in self.unavailable for name in node.input):
+        missing = [name for name in node.input if name in self.unavailable]
+        if missing:
             if lower is None:
                 raise Unsupported(*advice(node.op_type))
-            raise _Skipped
+            self._stand_in(missing)
         present = [name for name in node.input if name]
         if node.op_type not in RANDOM_OPS and all(
                 isinstance(self.state.env[name], np.ndarray) for name in present):
@@ -144,6 +150,17 @@ class _Importer:
             raise Unsupported(f"output(s) {', '.join(extra)} are used; snncc computes only the "
                               "first output of this op")
         return [(node.output[0], lower(NodeContext(node, self.state, loc)))]
+
+    def _stand_in(self, names: list[str]) -> None:
+        """Inputs of refused nodes as placeholder inputs of their inferred shapes, so that
+        the nodes below are still checked and every refusal is listed in one run (the
+        graph is discarded anyway); without a known shape the node is skipped."""
+        shapes = [self.loaded.shapes.get(name) for name in names]
+        if any(shape is None for shape in shapes):
+            raise _Skipped
+        for name, shape in zip(names, shapes, strict=True):
+            self.state.env[name] = self.state.graph.add_input(name, TensorType(shape))
+            self.unavailable.discard(name)
 
     def _fold(self, node: onnx.NodeProto, present: list[str]) -> list[tuple[str, Tensor]]:
         feeds = {name: self.state.env[name] for name in present}

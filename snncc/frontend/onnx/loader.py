@@ -5,17 +5,19 @@ Everything here fails with an `OnnxImportError` naming the file and saying what 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import onnx
 from google.protobuf.message import DecodeError
-from onnx import TensorProto, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 from snncc.diagnostics import closest
 from snncc.frontend.onnx.errors import OnnxImportError
+from snncc.host.memory import check_tensor_size
 
 MIN_OPSET = 11
 MAX_OPSET = onnx.defs.onnx_opset_version()
@@ -39,13 +41,18 @@ def load_model(path: Path, input_shapes: Mapping[str, tuple[int, ...]] | None) -
     opset = _check_opset(model, file)
     try:
         onnx.checker.check_model(model)
-    except onnx.checker.ValidationError as err:
+    except (onnx.checker.ValidationError, UnicodeDecodeError) as err:
         raise OnnxImportError(f"{file}: the ONNX checker rejects the model: {err}\nre-export "
                               "the model, or repair it with the onnx tools") from None
     constants = _initializers(model, file)
     inputs = _bind_inputs(model, file, constants, dict(input_shapes or {}))
+    for name, shape in inputs:
+        check_tensor_size(f"{file}: input '{name}'", shape)
     _check_finite(model, file, constants)
-    return LoadedModel(model, file, opset, inputs, constants, _infer_shapes(model, file, inputs))
+    shapes = _infer_shapes(model, file, inputs)
+    for name, shape in shapes.items():
+        check_tensor_size(f"{file}: tensor '{name}'", shape)
+    return LoadedModel(model, file, opset, inputs, constants, shapes)
 
 
 def _parse(path: Path) -> onnx.ModelProto:
@@ -71,13 +78,62 @@ def _parse(path: Path) -> onnx.ModelProto:
     if not model.HasField("graph") or model.ir_version == 0:
         what = "is truncated (it holds no graph)" if looks_onnx else "is not an ONNX model"
         raise OnnxImportError(f"{file}: the file {what}; pass a complete .onnx file")
-    if any(t.data_location == TensorProto.EXTERNAL for t in model.graph.initializer):
-        try:
-            onnx.external_data_helper.load_external_data_for_model(model, str(path.parent))
-        except OSError as err:
-            raise OnnxImportError(f"{file}: cannot read the model's external weights file: "
-                                  f"{err}; keep it beside the .onnx file") from None
+    for what, tensor in _tensors(model.graph):
+        if tensor.data_location == TensorProto.EXTERNAL:
+            _load_external(tensor, what, path)
     return model
+
+
+def _tensors(graph: onnx.GraphProto) -> Iterator[tuple[str, TensorProto]]:
+    """Every tensor a graph stores: initializers and node attributes (subgraphs too)."""
+    for t in graph.initializer:
+        yield f"initializer '{t.name}'", t
+    for node in graph.node:
+        for attr in node.attribute:
+            where = f"{node.op_type} node '{node.name or node.output[0]}'"
+            for t in [attr.t] if attr.HasField("t") else list(attr.tensors):
+                yield where, t
+            for sub in [attr.g] if attr.HasField("g") else list(attr.graphs):
+                yield from _tensors(sub)
+
+
+def _load_external(tensor: TensorProto, what: str, model_path: Path) -> None:
+    """Read a tensor's external data from a file inside the model's directory only."""
+    file = str(model_path)
+    info = {e.key: e.value for e in tensor.external_data}
+    location = info.get("location", "")
+    base = model_path.resolve().parent
+    target = (base / location).resolve()
+    if not location or Path(location).is_absolute() or base not in target.parents:
+        raise OnnxImportError(
+            f"{file}: {what} keeps its data in '{location}', outside the model's directory "
+            f"{base}; snncc reads external data only from files beside the model (no '..', "
+            "absolute paths or links leading out)")
+    try:
+        offset, length = int(info.get("offset", 0)), int(info.get("length", -1))
+        with target.open("rb") as f:
+            f.seek(offset)
+            data = f.read() if length < 0 else f.read(length)
+    except (OSError, ValueError) as err:
+        raise OnnxImportError(f"{file}: {what}: cannot read its external data '{location}': "
+                              f"{getattr(err, 'strerror', None) or err}; keep the file beside "
+                              "the model") from None
+    expected = math.prod(tensor.dims) * _itemsize(tensor, file, what)
+    if len(data) != expected:
+        raise OnnxImportError(f"{file}: {what}: its external data '{location}' holds "
+                              f"{len(data)} bytes at offset {offset}, the tensor needs "
+                              f"{expected}; export the model and its data file again")
+    tensor.raw_data = data
+    tensor.data_location = TensorProto.DEFAULT
+    del tensor.external_data[:]
+
+
+def _itemsize(tensor: TensorProto, file: str, what: str) -> int:
+    try:
+        return np.dtype(helper.tensor_dtype_to_np_dtype(tensor.data_type)).itemsize
+    except (KeyError, TypeError, ValueError):
+        raise OnnxImportError(f"{file}: {what} has data type {tensor.data_type}, which "
+                              "cannot be stored externally; export it as float32") from None
 
 
 def _check_opset(model: onnx.ModelProto, file: str) -> int:

@@ -1,0 +1,1 @@
+"""What snncc needs of the machine it runs on: atomic file writes, memory size checks."""
