@@ -48,7 +48,8 @@ def compiled(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    """Two labelled 24×24 images: each is covered by four overlapping 16×16 tiles."""
+    """Two labelled 24×24 images: overlap-tiled by 16×16 tiles with the default margin 4,
+    each is covered by 3×3 tile centres of 8×8."""
     return _write_pngs(tmp_path_factory.mktemp("data"), 24, 2)
 
 
@@ -70,7 +71,9 @@ def test_eval_json_energy_and_plots(compiled, data, tmp_path, capsys):
         assert all(0.0 <= v <= 1.0 for v in r[key].values())
     assert r["timesteps"] == 30 and r["mode"] == "ideal"
     assert r["mean_rate_hz"] > 0
-    assert r["images"] == 2 and r["inferences"] == 8
+    assert r["images"] == 2 and r["inferences"] == 18
+    assert r["scored"] == "whole images" and r["margin"] == 4
+    assert r["head"] == "sigmoid" and r["decision"] == "sigmoid head, probability > 0.5"
     assert [row["image"] for row in r["per_image"]] == ["0", "1"]
     assert [row["timesteps"] for row in r["sweep"]] == [20, 30]
     e = r["energy"]
@@ -100,7 +103,8 @@ def test_eval_table_crops_and_energy_override(compiled, data, tmp_path, capsys):
                            "--crops", "3", "--mode", "loihi", "--energy-constants",
                            str(constants), "--indices", "1", "--no-record")
     assert code == 0, err
-    assert "3 image(s) (3 inference(s)), T = 20, mode loihi" in out
+    assert ("3 crop(s) (3 inference(s) of the model input), sigmoid head, probability > 0.5, "
+            "T = 20, mode loihi") in out
     assert out.count("ANN") >= 1 and "SNN" in out and "energy per inference at T = 20" in out
     assert "inter-chip spikes counted as zero" in out
     code, out, _ = _eval(capsys, str(compiled), "--data", str(data), "--timesteps", "20",

@@ -3,8 +3,10 @@
 The ANN is the ONNX model the compiled directory was made from (report.json's
 `source_model`, or --onnx), run by onnxruntime; the SNN is the compiled graph run by the
 numpy spiking simulator (--mode ideal or loihi). DIR holds image/N.png and label/N.png
-(label 255 = foreground). Images larger than the model input are tiled; --crops K scores K
-seeded random crops per image instead. Metrics: pixel accuracy, foreground IoU, Dice and
+(label 255 = foreground). Whole images (EM slices) are scored as a user segments them:
+overlap-tiled (--margin) and stitched; --crops K scores K seeded random crops of the model's
+input size per image instead. Outputs are decided at the head's boundary (probability 0.5,
+logit 0, or argmax; --threshold overrides). Metrics: pixel accuracy, foreground IoU, Dice and
 the foreground-restricted Rand error, plus each layer's mean firing rate, and the energy
 per inference on Loihi versus the ANN on a CPU / GPU (docs/energy.md). --sweep scores the
 SNN again at other timestep counts. The summary (without per-image rows) is recorded in
@@ -36,6 +38,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crops", type=int, default=0, metavar="K",
                    help="score K seeded random crops per image instead of tiling it")
     p.add_argument("--seed", type=int, default=0, help="seed of the crops (default: 0)")
+    p.add_argument("--margin", type=int, metavar="PX",
+                   help="overlap-tile margin for whole images: each tile contributes its "
+                   "centre, PX pixels in from its edges (default: a quarter of the tile, "
+                   "16 for a 64×64 model)")
+    p.add_argument("--threshold", type=float,
+                   help="foreground when the probability (sigmoid, softmax) or logit exceeds "
+                   "this (default: the head's decision boundary: 0.5, logit 0, or argmax)")
     p.add_argument("--indices", help="images to use, e.g. 20-24 or 1,3 (default: all)")
     p.add_argument("--onnx", type=Path, help="the ANN (default: report.json's source_model)")
     p.add_argument("--sweep", metavar="T1,T2,...",
@@ -92,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     if args.plots and not sweep:
         sweep = _default_sweep(steps, readout_delay(graph))
     settings = EvalSettings(steps, args.mode, args.crops, args.seed, args.batch_size,
-                            not args.no_progress, sweep, args.plots is not None, constants)
+                            not args.no_progress, sweep, args.plots is not None, args.margin,
+                            args.threshold, constants)
     ev = evaluate(graph, ann, data, settings)
     result = ev.summary
     if args.plots:
@@ -119,8 +129,10 @@ def _record(path: Path, report: dict[str, Any], result: dict[str, Any],
 
 
 def _print_table(result: dict[str, Any]) -> None:
-    print(f"{result['images']} image(s) ({result['inferences']} inference(s)), "
-          f"T = {result['timesteps']}, mode {result['mode']}, mean rate "
+    scored = (f"{result['images']} crop(s)" if result["crops_per_image"] else
+              f"{result['images']} whole image(s), overlap-tiled with margin {result['margin']}")
+    print(f"{scored} ({result['inferences']} inference(s) of the model input), "
+          f"{result['decision']}, T = {result['timesteps']}, mode {result['mode']}, mean rate "
           f"{result['mean_rate_hz']:.1f} Hz, ANN/SNN pixel agreement "
           f"{100 * result['ann_snn_agreement']:.2f} %")
     print(f"{'':6}" + "".join(f"{c:>16}" for c in COLUMNS))
