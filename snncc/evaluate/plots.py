@@ -90,6 +90,31 @@ def plot_rate_histograms(path: Path, rates: dict[str, np.ndarray], resolution_hz
     plt.close(fig)
 
 
+def plot_frames(path: Path, frames: dict[int, np.ndarray], model: str, steps: int,
+                delay: int) -> None:
+    """The foreground probability (H×W, 0..1) decoded after each number of steps, left to
+    right, each panel labelled with its step count, with a colour bar and a caption saying
+    that the strip starts after the readout delay."""
+    plt = _pyplot()
+    n = len(frames)
+    fig, axes = plt.subplots(1, n, figsize=(1.9 * n + 1.2, 2.9), squeeze=False)
+    image = None
+    for ax, (t, frame) in zip(axes[0], frames.items(), strict=True):
+        image = ax.imshow(frame, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"after {t} steps", fontsize=8)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.subplots_adjust(left=0.01, right=0.9, top=0.8, bottom=0.1, wspace=0.05)
+    fig.colorbar(image, cax=fig.add_axes((0.92, 0.15, 0.012, 0.6)),
+                 label="foreground probability")
+    fig.suptitle(f"prediction as the SNN converges (T = {steps})", fontsize=10)
+    fig.text(0.01, 0.02, f"{model}. Frames start after the readout delay ({delay} steps: "
+             "one per layer plus the synaptic filters' lag), before which no spike has reached "
+             "the output.", fontsize=7)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def write_plots(directory: Path, ev: Evaluation) -> list[Path]:
     """All figures of `ev` into `directory` (created if needed); returns their paths."""
     try:

@@ -98,7 +98,9 @@ def _placement(lowered: Lowered, ctx: PassContext, outdir: Path) -> dict[str, An
 
 @dataclass(frozen=True)
 class LoihiTarget(Target):
-    """Options: `max_seconds` and `max_memory_gb` refuse runs estimated to exceed them."""
+    """Options: `max_seconds` and `max_memory_gb` refuse runs estimated to exceed them (the
+    emulator is slow: a few minutes by default, the message says what the numpy target's
+    loihi mode would take)."""
 
     name = "loihi"
     summary = "Intel Loihi through nengo-loihi: emulator here, hardware where NxSDK exists"
@@ -107,7 +109,7 @@ class LoihiTarget(Target):
                         "partition-chips")
     modes = ("emulator", "hardware")
 
-    max_seconds: float = 3600.0
+    max_seconds: float = 300.0
     max_memory_gb: float = 8.0
 
     def check(self, graph: Graph) -> list[str]:
