@@ -113,6 +113,22 @@ def test_eval_table_crops_and_energy_override(compiled, data, tmp_path, capsys):
     assert loihi["synaptic_ops"] == 0 and loihi["total"] == pytest.approx(loihi["static"])
 
 
+def test_table_says_what_signs_mean_and_figures_are_captioned(compiled, data, capsys):
+    from snncc.evaluate.plots import _row_label, caption
+
+    code, out, err = _eval(capsys, str(compiled), "--data", str(data), "--timesteps", "30",
+                           "--sweep", "20,30", "--no-record")
+    assert code == 0, err
+    assert "(ANN − SNN " in out and "positive: the SNN is behind" in out
+    assert "ANN energy / Loihi energy (above 1: Loihi uses less)" in out
+    summary = {"crops_per_image": 0, "margin": 4, "mode": "loihi", "timesteps": 30,
+               "dt": 0.001, "decision": "sigmoid head, probability > 0.5"}
+    assert caption(summary, "u.onnx") == (
+        "u.onnx; SNN on the numpy simulator, loihi mode, T = 30 steps of 1 ms; whole images, "
+        "overlap-tiled (margin 4 px); sigmoid head, probability > 0.5")
+    assert _row_label("20#0") == "image 20\ncrop 1" and _row_label("7") == "image 7"
+
+
 def _bad(capsys, *args: str) -> str:
     code, _, err = _eval(capsys, *args)
     assert code == 1, err

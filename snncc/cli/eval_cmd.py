@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if args.plots:
         from snncc.evaluate.plots import write_plots
 
-        result["plots"] = [str(p) for p in write_plots(args.plots, ev)]
+        result["plots"] = [str(p) for p in write_plots(args.plots, ev, ann.path.name)]
     if not args.no_record and (args.compiled / "report.json").is_file():
         _record(args.compiled / "report.json", report, result, args)
     if args.json:
@@ -140,8 +140,9 @@ def _print_table(result: dict[str, Any]) -> None:
         print(f"{key.upper():6}" + "".join(f"{result[key][c]:16.4f}" for c in COLUMNS))
     for row in result.get("sweep", []):
         print(f"  T = {row['timesteps']:5d}: SNN pixel accuracy "
-              f"{100 * row['snn']['pixel_accuracy']:.2f} % (gap {row['gap_points']:+.2f} "
-              f"points), {row['mean_rate_hz']:.1f} Hz, Loihi {1e6 * row['loihi_j']:.1f} µJ")
+              f"{100 * row['snn']['pixel_accuracy']:.2f} % (ANN − SNN "
+              f"{row['gap_points']:+.2f} points; positive: the SNN is behind), "
+              f"{row['mean_rate_hz']:.1f} Hz, Loihi {1e6 * row['loihi_j']:.1f} µJ")
     e = result["energy"]
     counts = e["loihi_counts"]
     print(f"energy per inference at T = {e['timesteps']}: Loihi "
@@ -153,8 +154,9 @@ def _print_table(result: dict[str, Any]) -> None:
           f"{1e6 * e['ann']['gpu_counted']:.1f} µJ counted")
     ratio = e["ratio"]
     if ratio["cpu_measured"] is not None:
-        print(f"ANN/Loihi energy ratio: CPU measured {ratio['cpu_measured']:.2f}x, CPU counted "
-              f"{ratio['cpu_counted']:.2f}x, GPU counted {ratio['gpu_counted']:.2f}x")
+        print(f"ANN energy / Loihi energy (above 1: Loihi uses less): CPU measured "
+              f"{ratio['cpu_measured']:.3g}x, CPU counted {ratio['cpu_counted']:.3g}x, GPU "
+              f"counted {ratio['gpu_counted']:.3g}x")
     if counts["placement"] != "partition-chips":
         print(f"note: {counts['placement']}")
     for path in result.get("plots", []):

@@ -80,7 +80,8 @@ def _facts(graph: Graph, lowered: Lowered) -> dict[str, Any]:
             "readout": READOUT_NOTE, "layers": layers, "projections": projections}
 
 
-def _placement(lowered: Lowered, ctx: PassContext, outdir: Path) -> dict[str, Any]:
+def _placement(graph: Graph, lowered: Lowered, ctx: PassContext, outdir: Path
+               ) -> dict[str, Any]:
     """Traffic of the IR's placement (rates as partition-chips used them) and its picture,
     `placement.png`."""
     from snncc.passes.partition_chips import block_graph, layer_rates, placement_of
@@ -89,7 +90,9 @@ def _placement(lowered: Lowered, ctx: PassContext, outdir: Path) -> dict[str, An
     rates, source = layer_rates(lowered, ctx)
     blocks = block_graph(lowered, rates)
     placement = placement_of(lowered, blocks)
-    plot_placement(blocks, placement, outdir / "placement.png")
+    plot_placement(blocks, placement, outdir / "placement.png",
+                   caption=f"@{graph.name}, T = {graph.attrs.timesteps} steps; "
+                   f"line width ∝ spikes per step ({source})")
     return {"interchip_spikes_per_step": round(placement.interchip_spikes_per_step, 4),
             "intrachip_spikes_per_step": round(placement.intrachip_spikes_per_step, 4),
             "cores_per_chip": list(placement.cores_used),
@@ -155,7 +158,7 @@ class LoihiTarget(Target):
         (outdir / "loihi.json").write_text(json.dumps(build, indent=2) + "\n")
         facts["build_facts"] = "loihi.json"
         if facts["chips"] is not None:
-            facts.update(_placement(lowered, ctx, outdir))
+            facts.update(_placement(graph, lowered, ctx, outdir))
         return facts
 
     def run(self, graph: Graph, inputs: list[np.ndarray], mode: str,
