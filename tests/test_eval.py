@@ -129,6 +129,26 @@ def test_table_says_what_signs_mean_and_figures_are_captioned(compiled, data, ca
     assert _row_label("20#0") == "image 20\ncrop 1" and _row_label("7") == "image 7"
 
 
+def test_calibration_is_recorded_and_overlap_warned(compiled, data, tmp_path, capsys):
+    """Calibrating on the images eval scores fits the SNN's scale on its test set: the
+    compile records which files it used, eval warns and lists the overlap."""
+    out = tmp_path / "cal"
+    onnx = compiled.parent / "u.onnx"
+    assert main(["compile", str(onnx), "--target", "numpy", "-p", PIPELINE, "--calibration",
+                 str(data), "-o", str(out), "--no-progress"]) == 0
+    recorded = json.loads((out / "report.json").read_text())["calibration"]
+    assert recorded["images"] == 2 and recorded["model_inputs"] == 8  # 2×2 plain tiles each
+    assert recorded["files"] == [str((data / "image" / f"{i}.png").resolve()) for i in (0, 1)]
+    code, text, err = _eval(capsys, str(out), "--data", str(data), "--indices", "1",
+                            "--timesteps", "20", "--json", "--no-record")
+    assert code == 0, err
+    assert "warning: image(s) 1 were also calibration images" in err
+    assert json.loads(text)["calibration_overlap"] == ["1"]
+    code, text, err = _eval(capsys, str(compiled), "--data", str(data), "--timesteps", "20",
+                            "--json", "--no-record")  # calibrated on an .npy array
+    assert "warning" not in err and json.loads(text)["calibration_overlap"] == []
+
+
 def _bad(capsys, *args: str) -> str:
     code, _, err = _eval(capsys, *args)
     assert code == 1, err

@@ -77,7 +77,7 @@ def _default_sweep(steps: int, delay: int) -> tuple[int, ...]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from snncc.data.images import load_labelled, parse_indices
+    from snncc.data.images import calibration_overlap, load_labelled, parse_indices
     from snncc.evaluate import EvalSettings, OnnxModel, evaluate, load_compiled_dir
     from snncc.hw.energy import EnergyConstants
     from snncc.sim.spiking import readout_delay
@@ -96,6 +96,12 @@ def run(args: argparse.Namespace) -> int:
     if not args.data.is_dir():
         raise SnnccError(f"{args.data}: no such directory (--data)")
     data = load_labelled(args.data, parse_indices(args.indices) if args.indices else None)
+    overlap = calibration_overlap(report.get("calibration"), args.data, data.names)
+    if overlap:
+        print(f"warning: image(s) {', '.join(overlap)} were also calibration images for "
+              f"{args.compiled} (report.json 'calibration'): the SNN's scale was fitted on "
+              "what it is scored on; calibrate on other images (e.g. --calibration with the "
+              "training slices only)", file=sys.stderr)
     steps = args.timesteps or graph.attrs.timesteps
     sweep = parse_sweep(args.sweep) if args.sweep else ()
     if args.plots and not sweep:
@@ -105,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
                             args.threshold, constants)
     ev = evaluate(graph, ann, data, settings)
     result = ev.summary
+    result["calibration_overlap"] = overlap
     if args.plots:
         from snncc.evaluate.plots import write_plots
 
@@ -149,7 +156,10 @@ def _print_table(result: dict[str, Any]) -> None:
           f"{1e6 * e['loihi']['total']:.1f} µJ ({counts['synaptic_ops']:.3g} synaptic ops, "
           f"{counts['chips']} chip(s), {100 * counts['interchip_fraction']:.1f} % of spike "
           f"messages between chips); ANN on CPU {1e6 * e['ann']['cpu_measured']:.1f} µJ "
-          f"measured ({1e3 * e['ann']['cpu_seconds']:.2f} ms), "
+          f"measured ({1e3 * e['ann']['cpu_seconds']:.2f} ms, median of "
+          f"{e['ann']['cpu_measured_spread']['runs']} runs: "
+          f"{1e6 * e['ann']['cpu_measured_spread']['min']:.1f}–"
+          f"{1e6 * e['ann']['cpu_measured_spread']['max']:.1f} µJ), "
           f"{1e6 * e['ann']['cpu_counted']:.1f} µJ counted; GPU "
           f"{1e6 * e['ann']['gpu_counted']:.1f} µJ counted")
     ratio = e["ratio"]

@@ -76,7 +76,7 @@ def render(info: dict[str, Any]) -> str:
     out = [
         f"graph @{s['graph']}  inputs {s['inputs']}  outputs {s['outputs']}",
         f"properties: {', '.join(s['properties']) or 'none'}",
-        f"parameters {s['parameters']:,}   neurons {s['neurons']:,}   "
+        f"weights stored {s['parameters']:,}   neurons {s['neurons']:,}   "
         f"synapses {s['synapses']:,} (per image)",
         "",
         _table([[k, str(v)] for k, v in s["ops"].items()], ["op", "count"]),

@@ -229,7 +229,7 @@ def load_calibration(path: Path, expected: TensorType) -> np.ndarray:
         except ValueError as err:
             raise SnnccError(f"{path}: not a readable .npy array: {err}") from None
     elif path.is_dir():
-        directory = path / "image" if (path / "image").is_dir() else path
+        directory = _calibration_dir(path)
         files = _image_files(directory)
         if not files:
             raise SnnccError(f"{directory}: no calibration images (expected *.png files or an "
@@ -244,6 +244,30 @@ def load_calibration(path: Path, expected: TensorType) -> np.ndarray:
     if array.size == 0:
         raise SnnccError(f"{path}: the calibration set is empty")
     return _as_batch(array, expected, str(path))
+
+
+def _calibration_dir(path: Path) -> Path:
+    return path / "image" if (path / "image").is_dir() else path
+
+
+def describe_calibration(path: Path, batch: np.ndarray) -> dict[str, object]:
+    """What `load_calibration(path)` used, for report.json: the source, how many images
+    and model inputs, and the image files (resolved paths) when it read a directory."""
+    facts: dict[str, object] = {"source": str(path.resolve()), "model_inputs": len(batch)}
+    if path.is_dir():
+        files = _image_files(_calibration_dir(path))
+        facts.update(images=len(files), files=[str(p.resolve()) for p in files])
+    return facts
+
+
+def calibration_overlap(calibration: dict[str, object] | None, data: Path,
+                        names: Sequence[str]) -> list[str]:
+    """Names of the evaluated images (`data/image/<name>.*`) that were also calibration
+    images, as report.json's `calibration` records them."""
+    used = set(calibration.get("files", [])) if calibration else set()
+    image_dir = data / "image"
+    return [n for n in names
+            if any(str(p.resolve()) in used for p in image_dir.glob(f"{n}.*"))]
 
 
 def check_calibration(images: np.ndarray | None, expected: TensorType, who: str) -> np.ndarray:

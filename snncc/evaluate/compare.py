@@ -103,15 +103,15 @@ class OnnxModel:
             return np.concatenate([self(batch[i:i + 1]) for i in range(len(batch))])
         return np.asarray(self.session.run(None, {self.input.name: batch})[0], np.float32)
 
-    def seconds_per_inference(self, batch: np.ndarray, repeats: int = 8) -> float:
-        """Median wall time of one-image inferences (after one warm-up run)."""
+    def inference_seconds(self, batch: np.ndarray, repeats: int = 8) -> list[float]:
+        """Wall times of `repeats` one-image inferences (after one warm-up run)."""
         self(batch[:1])
         times = []
         for i in range(repeats):
             start = time.perf_counter()
             self(batch[i % len(batch):i % len(batch) + 1])
             times.append(time.perf_counter() - start)
-        return float(np.median(times))
+        return times
 
 
 @dataclass(frozen=True)
@@ -182,7 +182,7 @@ def evaluate(graph: Graph, ann: OnnxModel, data: LabelledImages, settings: EvalS
     head = Head(output_head(graph), settings.threshold)
     head.check(channels)
     ann_maps, ann_masks = _foreground(ann(inputs.batch), inputs, head)
-    cpu_seconds = ann.seconds_per_inference(inputs.batch)
+    cpu_runs = ann.inference_seconds(inputs.batch)
     ann_rows = _score(ann_masks, inputs.labels)
     steps = graph.attrs.timesteps if settings.timesteps is None else settings.timesteps
     populations = [op for op in graph.ops if isinstance(op, (IF, LIF))]
@@ -198,7 +198,7 @@ def evaluate(graph: Graph, ann: OnnxModel, data: LabelledImages, settings: EvalS
         spikes = {k: v["spikes_per_image"] for k, v in stats["layers"].items()}
         runs[t] = {"maps": maps, "masks": masks, "rows": _score(masks, inputs.labels),
                    "stats": stats,
-                   "energy": energy_report(graph, spikes, t, macs, cpu_seconds,
+                   "energy": energy_report(graph, spikes, t, macs, cpu_runs,
                                            settings.constants)}
     if settings.neuron_rates:
         scale = 1.0 / graph.attrs.dt

@@ -50,7 +50,7 @@ def compile_estimate(graph: Graph, pass_reports: Mapping[str, Any], source_model
     ann = OnnxModel(source_model)
     batch = np.random.default_rng(0).random(graph.inputs[0].type.shape, dtype=np.float32)
     report = energy_report(graph, spikes, steps, onnx_macs(source_model),
-                           ann.seconds_per_inference(batch), constants or EnergyConstants())
+                           ann.inference_seconds(batch), constants or EnergyConstants())
     report["rates"] = "expected from scale-rates statistics (mean activation / unit)"
     measured = pass_reports.get("scale-rates", {}).get("layers", {})
     report["left_out"] = sorted(set(measured) - set(rates))

@@ -139,8 +139,11 @@ class LoihiTarget(Target):
             "neurons": {"on_chip": sum(int(np.prod(x.shape)) for x in chip),
                         "host": sum(int(np.prod(x.shape)) for x in lowered.layers
                                     if x.role != "chip")},
-            "synapses": sum(synapse_count(p.op, graph.weights) for x in chip
-                            for p in x.projections),
+            "synapses": {"on_chip": sum(synapse_count(p.op, graph.weights) for x in chip
+                                        for p in x.projections),
+                         "host": sum(synapse_count(p.op, graph.weights)
+                                     for x in lowered.layers if x.role == "readout"
+                                     for p in x.projections)},
             "cores": len(blocks),
             "chips": chips,
             "chips_needed_at_least": math.ceil(len(blocks) / LOIHI_CORES_PER_CHIP),
