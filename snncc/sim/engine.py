@@ -19,7 +19,8 @@ in the reference. Values are stored channels last (see `snncc.sim.synapses`).
 
 Memory: chunk buffers (spikes of every spiking value, the largest population's input) are
 sized to `MEMORY_BUDGET`: the steps per chunk shrink, and the images per pass too when one
-step of a whole batch does not fit.
+step of a whole batch does not fit; the steps per chunk also keep the input buffer within
+`CHUNK_BYTES`, so that it stays in the caches between the synapses and the neuron scan.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from snncc.sim.synapses import (
 )
 
 MEMORY_BUDGET = 1 << 30  # bytes of chunk buffers (spikes, inputs) per pass
+CHUNK_BYTES = 32 << 20  # a chunk's input buffer: small enough to stay in the caches
 
 
 def _per_image(x: np.ndarray | float, shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -104,7 +106,7 @@ def _node(graph: Graph, op: Op, images: int, mode: str, plan: _Plan) -> _Node:
     neurons = _neurons(graph, op, (images, *shape), mode, plan)
     v = _frames_last(neurons.v).reshape(images, n)
     counts = np.zeros((images, n), np.int32)
-    ref = np.zeros((images, n) if neurons.refractory else (1, 1), np.int32)
+    ref = np.zeros((images, n) if neurons.refractory else (1, 0), np.int32)
     if isinstance(neurons, LoihiNeurons):
         params = (_per_image(neurons.bias, shape, np.int64), neurons.vth, neurons.keep_v,
                   2**12 - 1 - neurons.decay_u, neurons.refractory)
@@ -118,7 +120,7 @@ def _node(graph: Graph, op: Op, images: int, mode: str, plan: _Plan) -> _Node:
               float(neurons.threshold), bool(neurons.reset_to_zero), np.float32(neurons.keep),
               neurons.keep != 1.0, np.float32(d), np.float32(1.0 - d), d != 1.0,
               int(neurons.refractory))
-    current = np.zeros((images, n) if d != 1.0 else (1, 1), np.float32)
+    current = np.zeros((images, n) if d != 1.0 else (1, 0), np.float32)
     return _Node(op, images, n, "float", params,
                  {"v": v.astype(np.float32), "current": current, "ref": ref,
                   "counts": counts})
@@ -256,7 +258,9 @@ def simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int, 
     steps to `frames[t]`. `path` forces the synapses' path ("dense" or "events"; default:
     chosen by density per synapse op and chunk)."""
     images = len(env[id(graph.inputs[0])])
-    chunk = max(1, min(steps, budget // (step_bytes(plan) * images)))
+    biggest = max(int(np.prod(op.result.type.shape[1:])) for op in _values(plan))
+    chunk = max(1, min(steps, budget // (step_bytes(plan) * images),
+                       CHUNK_BYTES // (4 * biggest * images)))
     p = _setup(graph, plan, env, mode, chunk)
     done = 0
     for end in _boundaries(steps, chunk, frames):

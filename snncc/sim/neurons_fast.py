@@ -42,52 +42,56 @@ def _block_range(b: int, per_image: int, blocks_per_image: int) -> tuple[int, in
 def float_scan(q, spikes, v, current, ref, counts, bias, threshold32, threshold64,
                reset_zero, keep32, leaky, d32, keep_c32, filtered, refractory):
     """Float IF/LIF over `spikes.shape[0]` steps; q: (steps or 1, images, n), state: (images,
-    n), bias: (n,) float64. Returns nothing; `spikes`, the state and `counts` are written."""
+    n), bias: (n,) float64; `current` and `ref` may be (1, 0) when unused. Writes `spikes`,
+    the state and `counts`."""
     steps, images, per_image = spikes.shape
     blocks_per_image = (per_image + BLOCK - 1) // BLOCK
     constant = q.shape[0] == 1
     for b in nb.prange(images * blocks_per_image):
+        # block views indexed from 0: numba then knows no index is negative and vectorizes
         i, lo, hi = _block_range(b, per_image, blocks_per_image)
+        vb, nb_, bb = v[i, lo:hi], counts[i, lo:hi], bias[lo:hi]
+        cb = current[i if filtered else 0, lo:hi]
+        rb = ref[i if refractory else 0, lo:hi]
         for t in range(steps):
-            qt = q[0, i] if constant else q[t, i]
-            out = spikes[t, i]
-            for n in range(lo, hi):
-                x = qt[n]
+            qb = q[0 if constant else t, i, lo:hi]
+            out = spikes[t, i, lo:hi]
+            for n in range(hi - lo):
+                x = qb[n]
                 if filtered:
-                    x = np.float32(current[i, n] * keep_c32) + np.float32(d32 * x)
-                    current[i, n] = x
-                vn = v[i, n]
+                    x = np.float32(cb[n] * keep_c32) + np.float32(d32 * x)
+                    cb[n] = x
+                vn = vb[n]
                 if leaky:
                     vn = np.float32(vn * keep32)
                 vn = np.float32(vn + x)
-                vn = np.float32(np.float64(vn) + bias[n])
-                if refractory and ref[i, n] > 0:
-                    vn = np.float32(0.0)
-                fired = vn >= threshold32
-                if fired:
-                    counts[i, n] += 1
-                    vn = (np.float32(0.0) if reset_zero
-                          else np.float32(np.float64(vn) - threshold64))
+                vn = np.float32(np.float64(vn) + bb[n])
                 if refractory:
-                    r = refractory + 1 if fired else ref[i, n]
-                    ref[i, n] = max(r - 1, 0)
-                v[i, n] = vn
+                    vn = np.float32(0.0) if rb[n] > 0 else vn
+                fired = vn >= threshold32
+                nb_[n] += fired
+                if reset_zero:
+                    vn = np.float32(0.0) if fired else vn
+                else:
+                    vn = np.float32(np.float64(vn) - threshold64) if fired else vn
+                if refractory:
+                    rb[n] = max((refractory + 1 if fired else rb[n]) - 1, 0)
+                vb[n] = vn
                 out[n] = fired
 
 
 @nb.njit(cache=True, inline="always")
 def _wrap(x: int, bits: int) -> tuple[int, int]:
-    limit = 1 << bits
-    if x < -limit or x >= limit:
-        return ((x + limit) & (2 * limit - 1)) - limit, 1
-    return x, 0
+    """Two's-complement wrap to `bits` + sign, and 1 if it wrapped (branch-free)."""
+    shifted = x + (1 << bits)
+    return (shifted & ((2 << bits) - 1)) - (1 << bits), np.int64((shifted >> (bits + 1)) != 0)
 
 
 @nb.njit(cache=True, inline="always")
 def _decay(x: int, keep: int) -> int:
-    if x >= 0:
-        return (x * keep) >> DECAY_BITS
-    return -(((-x) * keep) >> DECAY_BITS)
+    """sign(x)·⌊|x|·keep / 4096⌋."""
+    d = (abs(x) * keep) >> DECAY_BITS
+    return d if x >= 0 else -d
 
 
 @nb.njit(cache=True, inline="always")
@@ -102,34 +106,35 @@ def _loihi_input(q: float, c: int, bias: int, keep_u: int) -> tuple[int, int, in
 @nb.njit(cache=True, parallel=True)
 def loihi_scan(q, spikes, v, current, ref, counts, bias, vth, keep_v, keep_u, refractory,
                overflows):
-    """nengo-loihi's integer IF/LIF compartments; v, current: int32 (images, n); bias: (n,)
-    int64; `overflows` (one slot per block) receives the wrap-around counts."""
+    """nengo-loihi's integer IF/LIF compartments; v, current: int64 (images, n); bias: (n,)
+    int64; `ref` may be (1, 0) when unused; `overflows` (one slot per block) receives the
+    wrap-around counts."""
     steps, images, per_image = spikes.shape
     blocks_per_image = (per_image + BLOCK - 1) // BLOCK
     for b in nb.prange(images * blocks_per_image):
         i, lo, hi = _block_range(b, per_image, blocks_per_image)
+        vb, cb, nb_, bb = v[i, lo:hi], current[i, lo:hi], counts[i, lo:hi], bias[lo:hi]
+        rb = ref[i if refractory else 0, lo:hi]
         over = 0
         for t in range(steps):
-            qt = q[t, i]
-            out = spikes[t, i]
-            for n in range(lo, hi):
-                c, u, o = _loihi_input(qt[n], np.int64(current[i, n]), bias[n], keep_u)
+            qb = q[t, i, lo:hi]
+            out = spikes[t, i, lo:hi]
+            for n in range(hi - lo):
+                c, u, o = _loihi_input(qb[n], cb[n], bb[n], keep_u)
                 over += o
-                current[i, n] = c
-                vn = np.int64(v[i, n])
+                cb[n] = c
+                vn = vb[n]
                 if keep_v != 1 << DECAY_BITS:
                     vn = _decay(vn, keep_v)
                 vn = min(max(vn + u, 0), V_MAX)
-                if refractory and ref[i, n] > 0:
-                    vn = 0
-                fired = vn > vth
-                if fired:
-                    counts[i, n] += 1
-                    vn = 0
                 if refractory:
-                    r = refractory + 1 if fired else ref[i, n]
-                    ref[i, n] = max(r - 1, 0)
-                v[i, n] = vn
+                    vn = 0 if rb[n] > 0 else vn
+                fired = vn > vth
+                nb_[n] += fired
+                vn = 0 if fired else vn
+                if refractory:
+                    rb[n] = max((refractory + 1 if fired else rb[n]) - 1, 0)
+                vb[n] = vn
                 out[n] = fired
         overflows[b] += over
 
@@ -139,9 +144,11 @@ def float_readout(q, first, sums, bias):
     """Float readout: sums += q + bias (float64) for steps t ≥ first of the chunk."""
     steps, images, per_image = q.shape
     for i in nb.prange(images):
+        si = sums[i]
         for t in range(first, steps):
+            qi = q[t, i]
             for n in range(per_image):
-                sums[i, n] += np.float64(q[t, i, n]) + bias[n]
+                si[n] += np.float64(qi[n]) + bias[n]
 
 
 @nb.njit(cache=True, parallel=True)
@@ -152,10 +159,12 @@ def loihi_readout(q, first, sums, current, bias, scale, overflows):
     keep_u = 1  # 4095 − decay_u, nengo-loihi's synapse=None (decay_u = 4094)
     for i in nb.prange(images):
         over = 0
+        si, ci = sums[i], current[i]
         for t in range(first, steps):
+            qi = q[t, i]
             for n in range(per_image):
-                c, u, o = _loihi_input(q[t, i, n], np.int64(current[i, n]), bias[n], keep_u)
+                c, u, o = _loihi_input(qi[n], ci[n], bias[n], keep_u)
                 over += o
-                current[i, n] = c
-                sums[i, n] += np.float64(u) / scale
+                ci[n] = c
+                si[n] += np.float64(u) / scale
         overflows[i] += over
