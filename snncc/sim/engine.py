@@ -183,8 +183,7 @@ def _frames(p: _Pass, value: Value, lo: int, hi: int) -> np.ndarray:
     return p.spikes[id(value)][lo:hi].reshape(-1, *channels_last(value.type.shape[1:]))
 
 
-def _run_chunk(p: _Pass, env: dict[int, np.ndarray], t0: int, steps: int,
-               path: str | None) -> None:
+def _run_chunk(p: _Pass, env: dict[int, np.ndarray], t0: int, steps: int) -> None:
     """Steps [t0, t0 + steps) of every population, in graph order."""
     lag = 0 if p.mode == "ideal" else 1
     for op in p.plan.loop:
@@ -211,7 +210,7 @@ def _run_chunk(p: _Pass, env: dict[int, np.ndarray], t0: int, steps: int,
                 continue
             syn = p.synapses[id(v)]
             frames = _frames(p, syn.op.inputs[0], 1 - lag, steps + 1 - lag)
-            taken = syn.run(frames, q.reshape(-1, *shape), path)
+            taken = syn.run(frames, q.reshape(-1, *shape))
             p.paths[taken] = p.paths.get(taken, 0) + 1
         first = min(max(op.attrs.delay - t0, 0), steps) if isinstance(op, Readout) else 0
         node.scan(q, spikes, first)
@@ -244,19 +243,19 @@ def _boundaries(steps: int, chunk: int, frames: dict[int, list]) -> list[int]:
     return sorted({*range(chunk, steps, chunk), *frames, steps})
 
 
-def images_per_pass(plan: _Plan, budget: int = MEMORY_BUDGET) -> int:
-    """How many images one pass may hold: one step of each must fit the budget."""
-    return max(1, budget // step_bytes(plan))
+def images_per_pass(plan: _Plan, budget: int | None = None) -> int:
+    """How many images one pass may hold: one step of each must fit the budget (default
+    `MEMORY_BUDGET`)."""
+    return max(1, (MEMORY_BUDGET if budget is None else budget) // step_bytes(plan))
 
 
 def simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int, mode: str,
              stats: _Stats, tick: Callable[[int], None],
-             frames: dict[int, list[list[np.ndarray]]], budget: int = MEMORY_BUDGET,
-             path: str | None = None) -> None:
+             frames: dict[int, list[list[np.ndarray]]], budget: int | None = None) -> None:
     """The reference's `_simulate`, time-batched: run the images of `env` for `steps` steps
     (at most `images_per_pass`), add the decoded values to `env` and the outputs after t
-    steps to `frames[t]`. `path` forces the synapses' path ("dense" or "events"; default:
-    chosen by density per synapse op and chunk)."""
+    steps to `frames[t]`. Each synapse op picks its path per chunk (`Synapse.run`)."""
+    budget = MEMORY_BUDGET if budget is None else budget
     images = len(env[id(graph.inputs[0])])
     biggest = max(int(np.prod(op.result.type.shape[1:])) for op in _values(plan))
     chunk = max(1, min(steps, budget // (step_bytes(plan) * images),
@@ -264,7 +263,7 @@ def simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int, 
     p = _setup(graph, plan, env, mode, chunk)
     done = 0
     for end in _boundaries(steps, chunk, frames):
-        _run_chunk(p, env, done, end - done, path)
+        _run_chunk(p, env, done, end - done)
         tick(end - done)
         done = end
         if end in frames:
