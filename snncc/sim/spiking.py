@@ -14,7 +14,7 @@ that mean. A graph output that is a population gives its mean rate × amplitude.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -22,17 +22,42 @@ import numpy as np
 from snncc.diagnostics import SnnccError, UsageError
 from snncc.hw.loihi.formats import current_decay
 from snncc.hw.loihi.quantize import quantize_graph
+from snncc.ir.dispatch import OpTable
 from snncc.ir.graph import Graph
 from snncc.ir.interp import kernels
 from snncc.ir.interp.analog import ANALOG_KERNELS
 from snncc.ir.location import OnnxLoc
 from snncc.ir.op import Op
-from snncc.ir.ops import LIF, Conv2d, ConvTranspose2d, Readout, SpikeInput
+from snncc.ir.ops import LIF, Conv2d, ConvTranspose2d, Dense, Readout, SpikeInput
 from snncc.ir.ops.kinds import Neurons, Population, SpikeSource, Synapse, View, through_views
 from snncc.pipeline.target import RunResult
 from snncc.sim.dynamics import FloatNeurons, LoihiNeurons, lif_decay
 
 MODES = ("ideal", "loihi")
+ENGINES = ("fast", "reference")
+
+
+# The reference's synapse kernels: the analog kernels on spikes with the op's (scaled) weight.
+REFERENCE_SYNAPSES: OpTable[Callable[[Op, np.ndarray, np.ndarray], np.ndarray]] = OpTable(
+    "reference synapse kernel")
+
+
+@REFERENCE_SYNAPSES.register(Conv2d)
+def _conv(op: Op, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    a = op.attrs
+    return kernels.conv2d(x, weight, None, a.strides, a.pads, a.dilations, a.groups)
+
+
+@REFERENCE_SYNAPSES.register(ConvTranspose2d)
+def _conv_transpose(op: Op, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    a = op.attrs
+    return kernels.conv_transpose2d(x, weight, None, a.strides, a.pads, a.dilations,
+                                    a.output_padding, a.groups)
+
+
+@REFERENCE_SYNAPSES.register(Dense)
+def _dense(op: Op, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    return kernels.dense(x, weight)
 
 
 @dataclass
@@ -41,13 +66,7 @@ class _Synapse:
     weight: np.ndarray  # float32; integer-valued (chip units) in loihi mode
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        a = self.op.attrs
-        if isinstance(self.op, Conv2d):
-            return kernels.conv2d(x, self.weight, None, a.strides, a.pads, a.dilations, a.groups)
-        if isinstance(self.op, ConvTranspose2d):
-            return kernels.conv_transpose2d(x, self.weight, None, a.strides, a.pads, a.dilations,
-                                      a.output_padding, a.groups)
-        return kernels.dense(x, self.weight)
+        return REFERENCE_SYNAPSES[self.op](self.op, x, self.weight)
 
 
 @dataclass
@@ -133,6 +152,7 @@ class _Stats:
     spikes: dict[str, int] = field(default_factory=dict)
     overflows: int = 0
     frame_spikes: dict[int, dict[str, int]] = field(default_factory=dict)
+    paths: dict[str, int] = field(default_factory=dict)  # fast engine: synapse runs per path
 
 
 def _host(graph: Graph, ops: list[Op], env: dict[int, np.ndarray]) -> None:
@@ -157,7 +177,8 @@ def _decode(plan: _Plan, sums: dict[int, np.ndarray], delays: dict[int, int],
 
 
 def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int, mode: str,
-              stats: _Stats, tick, frames: dict[int, list[np.ndarray]]) -> None:
+              stats: _Stats, tick: Callable[[int], None],
+              frames: dict[int, list[np.ndarray]]) -> None:
     """Run one chunk of images; add decoded values (readouts, populations) to `env`, and the
     graph outputs decoded after t steps to `frames[t]` for every t asked for."""
     n = env[id(graph.inputs[0])].shape[0]
@@ -216,7 +237,7 @@ def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int,
                     cur[key] = neurons.step(q)
                     sums[key] += cur[key]
         prev = cur
-        tick()
+        tick(1)
         if t + 1 in frames:
             snapshot = {id(graph.inputs[0]): env[id(graph.inputs[0])],
                         **_decode(plan, sums, delays, t + 1)}
@@ -281,8 +302,12 @@ def readout_delay(graph: Graph) -> int:
 
 def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
                 timesteps: int | None = None, batch_size: int = 16,
-                progress: bool = False, frames: Sequence[int] = ()) -> RunResult:
+                progress: bool = False, frames: Sequence[int] = (),
+                engine: str = "fast") -> RunResult:
     """Simulate `graph` on N images for `timesteps` steps (default: the graph's own).
+
+    `engine`: "fast" (`snncc.sim.engine`, time-batched, the default) or "reference" (this
+    module's step-by-step loop, the readable definition the fast one is tested against).
 
     `frames` lists timesteps at which to decode the outputs too (`RunResult.frames`, with
     the spike counts up to then in `RunResult.frame_stats`); each must lie past the readout
@@ -290,6 +315,9 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
     """
     if mode not in MODES:
         raise UsageError(f"spiking mode '{mode}' is unknown (modes: {', '.join(MODES)})")
+    if engine not in ENGINES:
+        raise UsageError(f"spiking engine '{engine}' is unknown (engines: "
+                         f"{', '.join(ENGINES)})")
     steps = graph.attrs.timesteps if timesteps is None else timesteps
     if steps < 1 or batch_size < 1:
         raise UsageError(f"timesteps and batch size must be ≥ 1, got {steps} and {batch_size}")
@@ -310,6 +338,12 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
         graph = copy.deepcopy(graph)
         quantize_graph(graph, bits=8)
     plan = _plan(graph, mode)
+    simulate = _simulate
+    if engine == "fast":
+        from snncc.sim import engine as fast
+
+        simulate = fast.simulate
+        batch_size = min(batch_size, fast.images_per_pass(plan))
     stats = _Stats()
     outputs: list[list[np.ndarray]] = [[] for _ in graph.outputs]
     per_chunk: dict[int, list[list[np.ndarray]]] = {t: [] for t in frames}
@@ -321,13 +355,16 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
         for start in chunks:
             env = {id(graph.inputs[0]): x[start:start + batch_size]}
             _host(graph, plan.host, env)
-            _simulate(graph, plan, env, steps, mode, stats, lambda: bar.update(1), per_chunk)
+            simulate(graph, plan, env, steps, mode, stats, bar.update, per_chunk)
             _host(graph, plan.host, env)
             for k, v in enumerate(graph.outputs):
                 outputs[k].append(env[id(v)])
     result_stats: dict[str, object] = {"mode": mode, "timesteps": steps, "dt": graph.attrs.dt,
                                        "images": len(x), **_layer_stats(graph, stats, len(x),
-                                                                        steps)}
+                                                                        steps),
+                                       "engine": engine}
+    if stats.paths:
+        result_stats["synapse_paths"] = stats.paths
     if mode == "loihi":
         result_stats["overflows"] = stats.overflows
         result_stats["quantized_on_the_fly"] = on_the_fly

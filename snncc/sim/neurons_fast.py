@@ -1,0 +1,170 @@
+"""Fused neuron updates for the time-batched engine: one compiled pass per population and
+time chunk.
+
+Each kernel scans a population's neurons over the steps of a chunk, given the summed
+synaptic input of every step (`q`, float32, shape (steps, images, neurons per image); a
+single row of steps means the same input every step, the host input population's image).
+It keeps the state (voltage, filtered current, refractory count, spike count) in one array
+each, writes the spikes (uint8), and does, per neuron and step, exactly the operations of
+`snncc.sim.dynamics` (`FloatNeurons`, `LoihiNeurons`) in the same order and precision, so
+the engine agrees with the step-by-step reference bit for bit on the same inputs:
+
+- float: float32 arithmetic, the constants rounded to float32 as numpy rounds a Python
+  float against a float32 array; the bias added in float64 and rounded (numpy's in-place
+  `v += bias` with a float64 bias); the threshold compared in float32; a soft reset
+  subtracts the float64 threshold and rounds;
+- loihi: integers, with the wrap-arounds counted.
+
+Threads: the neurons are split into blocks of `BLOCK` neurons of one image, run in
+parallel (numba `prange`, all cores); each block loops over the steps, its state staying
+in cache.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from snncc.hw.loihi.formats import DECAY_BITS, Q_BITS, U_BITS, V_MAX
+
+BLOCK = 4096  # neurons per parallel task
+
+
+@nb.njit(cache=True, inline="always")
+def _block_range(b: int, per_image: int, blocks_per_image: int) -> tuple[int, int, int]:
+    """Image and neuron range of block `b` (blocks never cross images)."""
+    image = b // blocks_per_image
+    lo = (b % blocks_per_image) * BLOCK
+    return image, lo, min(per_image, lo + BLOCK)
+
+
+@nb.njit(cache=True, parallel=True)
+def float_scan(q, spikes, v, current, ref, counts, bias, threshold32, threshold64,
+               reset_zero, keep32, leaky, d32, keep_c32, filtered, refractory):
+    """Float IF/LIF over `spikes.shape[0]` steps; q: (steps or 1, images, n), state: (images,
+    n), bias: (n,) float64; `current` and `ref` may be (1, 0) when unused. Writes `spikes`,
+    the state and `counts`."""
+    steps, images, per_image = spikes.shape
+    blocks_per_image = (per_image + BLOCK - 1) // BLOCK
+    constant = q.shape[0] == 1
+    for b in nb.prange(images * blocks_per_image):
+        # block views indexed from 0: numba then knows no index is negative and vectorizes
+        i, lo, hi = _block_range(b, per_image, blocks_per_image)
+        vb, nb_, bb = v[i, lo:hi], counts[i, lo:hi], bias[lo:hi]
+        cb = current[i if filtered else 0, lo:hi]
+        rb = ref[i if refractory else 0, lo:hi]
+        for t in range(steps):
+            qb = q[0 if constant else t, i, lo:hi]
+            out = spikes[t, i, lo:hi]
+            for n in range(hi - lo):
+                x = qb[n]
+                if filtered:
+                    x = np.float32(cb[n] * keep_c32) + np.float32(d32 * x)
+                    cb[n] = x
+                vn = vb[n]
+                if leaky:
+                    vn = np.float32(vn * keep32)
+                vn = np.float32(vn + x)
+                vn = np.float32(np.float64(vn) + bb[n])
+                if refractory:
+                    vn = np.float32(0.0) if rb[n] > 0 else vn
+                fired = vn >= threshold32
+                nb_[n] += fired
+                if reset_zero:
+                    vn = np.float32(0.0) if fired else vn
+                else:
+                    vn = np.float32(np.float64(vn) - threshold64) if fired else vn
+                if refractory:
+                    rb[n] = max((refractory + 1 if fired else rb[n]) - 1, 0)
+                vb[n] = vn
+                out[n] = fired
+
+
+@nb.njit(cache=True, inline="always")
+def _wrap(x: int, bits: int) -> tuple[int, int]:
+    """Two's-complement wrap to `bits` + sign, and 1 if it wrapped (branch-free)."""
+    shifted = x + (1 << bits)
+    return (shifted & ((2 << bits) - 1)) - (1 << bits), np.int64((shifted >> (bits + 1)) != 0)
+
+
+@nb.njit(cache=True, inline="always")
+def _decay(x: int, keep: int) -> int:
+    """sign(x)·⌊|x|·keep / 4096⌋."""
+    d = (abs(x) * keep) >> DECAY_BITS
+    return d if x >= 0 else -d
+
+
+@nb.njit(cache=True, inline="always")
+def _loihi_input(q: float, c: int, bias: int, keep_u: int) -> tuple[int, int, int]:
+    """nengo-loihi's input stage: the new current, u = current + bias, and the wraps."""
+    qi, o1 = _wrap(np.int64(np.rint(np.float64(q))), Q_BITS)
+    c, o2 = _wrap(_decay(c, keep_u) + qi, U_BITS)
+    u, o3 = _wrap(c + bias, U_BITS)
+    return c, u, o1 + o2 + o3
+
+
+@nb.njit(cache=True, parallel=True)
+def loihi_scan(q, spikes, v, current, ref, counts, bias, vth, keep_v, keep_u, refractory,
+               overflows):
+    """nengo-loihi's integer IF/LIF compartments; v, current: int64 (images, n); bias: (n,)
+    int64; `ref` may be (1, 0) when unused; `overflows` (one slot per block) receives the
+    wrap-around counts."""
+    steps, images, per_image = spikes.shape
+    blocks_per_image = (per_image + BLOCK - 1) // BLOCK
+    for b in nb.prange(images * blocks_per_image):
+        i, lo, hi = _block_range(b, per_image, blocks_per_image)
+        vb, cb, nb_, bb = v[i, lo:hi], current[i, lo:hi], counts[i, lo:hi], bias[lo:hi]
+        rb = ref[i if refractory else 0, lo:hi]
+        over = 0
+        for t in range(steps):
+            qb = q[t, i, lo:hi]
+            out = spikes[t, i, lo:hi]
+            for n in range(hi - lo):
+                c, u, o = _loihi_input(qb[n], cb[n], bb[n], keep_u)
+                over += o
+                cb[n] = c
+                vn = vb[n]
+                if keep_v != 1 << DECAY_BITS:
+                    vn = _decay(vn, keep_v)
+                vn = min(max(vn + u, 0), V_MAX)
+                if refractory:
+                    vn = 0 if rb[n] > 0 else vn
+                fired = vn > vth
+                nb_[n] += fired
+                vn = 0 if fired else vn
+                if refractory:
+                    rb[n] = max((refractory + 1 if fired else rb[n]) - 1, 0)
+                vb[n] = vn
+                out[n] = fired
+        overflows[b] += over
+
+
+@nb.njit(cache=True, parallel=True)
+def float_readout(q, first, sums, bias):
+    """Float readout: sums += q + bias (float64) for steps t ≥ first of the chunk."""
+    steps, images, per_image = q.shape
+    for i in nb.prange(images):
+        si = sums[i]
+        for t in range(first, steps):
+            qi = q[t, i]
+            for n in range(per_image):
+                si[n] += np.float64(qi[n]) + bias[n]
+
+
+@nb.njit(cache=True, parallel=True)
+def loihi_readout(q, first, sums, current, bias, scale, overflows):
+    """Integer readout (nengo-loihi's input stage, no filter): sums += u / scale for steps
+    t ≥ first of the chunk; `overflows` has one slot per image."""
+    steps, images, per_image = q.shape
+    keep_u = 1  # 4095 − decay_u, nengo-loihi's synapse=None (decay_u = 4094)
+    for i in nb.prange(images):
+        over = 0
+        si, ci = sums[i], current[i]
+        for t in range(first, steps):
+            qi = q[t, i]
+            for n in range(per_image):
+                c, u, o = _loihi_input(qi[n], ci[n], bias[n], keep_u)
+                over += o
+                ci[n] = c
+                si[n] += np.float64(u) / scale
+        overflows[i] += over

@@ -1,0 +1,256 @@
+"""Synapse ops of the time-batched engine, on many spike frames at once, channels last.
+
+A frame is one image at one step; frames come stacked along axis 0, and a 4-D value's
+frames are (frames, H, W, C) — channels last, so that one spike's contribution to a
+pixel of the output is one contiguous run of output channels. Each synapse op has two
+paths that accumulate the same sums into an output buffer:
+
+- `dense`: the convolution as one big matrix product over all frames (im2col in frame
+  blocks of at most `BLOCK_BYTES`, then BLAS);
+- `events`: a compiled scatter of each spike's weights (a gather-add over the active
+  inputs only), parallel over frames.
+
+`Synapse.run` picks by the density measured on the frames it is given: `events` below
+`EVENT_DENSITY`. With integer-valued weights (`loihi` mode) both paths give exactly the
+reference's sums; with float weights they round differently (summation order).
+Threads: BLAS's for `dense`, numba's (`prange` over frames) for `events`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numba as nb
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from snncc.ir.dispatch import OpTable
+from snncc.ir.op import Op
+from snncc.ir.ops import Conv2d, ConvTranspose2d, Dense
+
+BLOCK_BYTES = 64 << 20  # float32 im2col / scatter scratch per frame block
+EVENT_DENSITY = 0.4  # below this share of active inputs, scatter the events (measured)
+
+
+@dataclass
+class Synapse:
+    """One synapse op, its weight in the layout its kernels want."""
+
+    op: Op
+
+    def out_shape(self) -> tuple[int, ...]:
+        """Per-frame output shape, channels last."""
+        return channels_last(self.op.result.type.shape[1:])
+
+    def run(self, s: np.ndarray, out: np.ndarray, path: str | None = None) -> str:
+        """Add the synaptic input of spike frames `s` (uint8) to `out` (float32); return the
+        path taken (`path` forces one)."""
+        if path is None:
+            active = np.count_nonzero(s)
+            if not active:
+                return "none"
+            path = "events" if active < EVENT_DENSITY * s.size else "dense"
+        (self.events if path == "events" else self.dense)(s, out)
+        return path
+
+    def dense(self, s: np.ndarray, out: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def events(self, s: np.ndarray, out: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+# The `Synapse` subclass of each op class, built as `(op, weight)`.
+SYNAPSES: OpTable[Callable[[Op, np.ndarray], Synapse]] = OpTable("fast synapse kernel")
+
+
+def channels_last(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """A per-frame (C, H, W) shape as the engine stores it: (H, W, C); others as they are."""
+    return (*shape[1:], shape[0]) if len(shape) == 3 else tuple(shape)
+
+
+def to_channels_last(x: np.ndarray) -> np.ndarray:
+    """(N, C, H, W) → (N, H, W, C) view; other ranks unchanged."""
+    return x.transpose(0, 2, 3, 1) if x.ndim == 4 else x
+
+
+def to_channels_first(x: np.ndarray) -> np.ndarray:
+    """(N, H, W, C) → (N, C, H, W) view; other ranks unchanged."""
+    return x.transpose(0, 3, 1, 2) if x.ndim == 4 else x
+
+
+def _frame_blocks(frames: int, bytes_per_frame: int):
+    step = max(1, BLOCK_BYTES // max(bytes_per_frame, 1))
+    for lo in range(0, frames, step):
+        yield slice(lo, min(frames, lo + step))
+
+
+def _tap_table(size: int, kernel: int, stride: int, pad: int, dilation: int, out: int
+               ) -> np.ndarray:
+    """table[i, k]: the output index that input index i reaches through tap k of a
+    convolution (i = o·stride − pad + k·dilation), or −1: no divisions in the kernel."""
+    num = np.arange(size)[:, None] + pad - np.arange(kernel)[None, :] * dilation
+    o = num // stride
+    return np.where((num >= 0) & (num % stride == 0) & (o < out), o, -1).astype(np.int64)
+
+
+def _transposed_tap_table(size: int, kernel: int, stride: int, pad: int, dilation: int,
+                          out: int) -> np.ndarray:
+    """The same for a transposed convolution: o = i·stride + k·dilation − pad, or −1."""
+    o = np.arange(size)[:, None] * stride + np.arange(kernel)[None, :] * dilation - pad
+    return np.where((o >= 0) & (o < out), o, -1).astype(np.int64)
+
+
+@nb.njit(cache=True, inline="always")
+def _add_row(out, w, og):
+    """out[:og] += w[:og], in blocks of 8 (a fixed trip count numba vectorizes)."""
+    full = og - og % 8
+    for o0 in range(0, full, 8):
+        for o in range(8):
+            out[o0 + o] += w[o0 + o]
+    for o in range(full, og):
+        out[o] += w[o]
+
+
+@nb.njit(cache=True, parallel=True)
+def _tap_events(s, w, out, ytab, xtab, cg):
+    """out[f, oy, ox, g·og:(g + 1)·og] += w[ky, kx, ci] for every spike s[f, iy, ix, ci],
+    where oy = ytab[iy, ky] and ox = xtab[ix, kx] (−1: none); g = ci // cg. Convolutions
+    and transposed ones differ only in their tables."""
+    frames, h, wd, c = s.shape
+    kh, kw, _, og = w.shape
+    for f in nb.prange(frames):
+        for iy in range(h):
+            for ix in range(wd):
+                pixel = s[f, iy, ix]
+                for ci in range(c):
+                    if not pixel[ci]:
+                        continue
+                    g0 = (ci // cg) * og
+                    for ky in range(kh):
+                        oy = ytab[iy, ky]
+                        if oy < 0:
+                            continue
+                        for kx in range(kw):
+                            ox = xtab[ix, kx]
+                            if ox >= 0:
+                                _add_row(out[f, oy, ox, g0:], w[ky, kx, ci], og)
+
+
+@nb.njit(cache=True, parallel=True)
+def _dense_events(s, w, out):
+    """out[f, :] += w[i, :] for every spike s[f, i]."""
+    frames, n_in = s.shape
+    for f in nb.prange(frames):
+        row = out[f]
+        for i in range(n_in):
+            if s[f, i]:
+                _add_row(row, w[i], w.shape[1])
+
+
+@SYNAPSES.register(Conv2d)
+class ConvSynapse(Synapse):
+    """syn.conv2d; weight (C_out, C_in/groups, kH, kW)."""
+
+    def __init__(self, op: Op, weight: np.ndarray) -> None:
+        super().__init__(op)
+        a = op.attrs
+        o, cg, kh, kw = weight.shape
+        self.groups, self.cg, self.og = a.groups, cg, o // a.groups
+        # events: (kH, kW, C_in, C_out/groups); dense: per group (C_in/g·kH·kW, C_out/g)
+        self.w_events = np.ascontiguousarray(weight.reshape(a.groups, self.og, cg, kh, kw)
+                                             .transpose(3, 4, 0, 2, 1)
+                                             .reshape(kh, kw, a.groups * cg, self.og))
+        self.w_dense = np.ascontiguousarray(weight.reshape(a.groups, self.og, cg * kh * kw)
+                                            .transpose(0, 2, 1))
+
+    def events(self, s: np.ndarray, out: np.ndarray) -> None:
+        a = self.op.attrs
+        kh, kw = self.w_events.shape[:2]
+        _tap_events(s, self.w_events, out,
+                     _tap_table(s.shape[1], kh, a.strides[0], a.pads[0], a.dilations[0],
+                                out.shape[1]),
+                     _tap_table(s.shape[2], kw, a.strides[1], a.pads[1], a.dilations[1],
+                                out.shape[2]), self.cg)
+
+    def dense(self, s: np.ndarray, out: np.ndarray) -> None:
+        a = self.op.attrs
+        top, left, bottom, right = a.pads
+        (sh, sw), (dh, dw) = a.strides, a.dilations
+        kh, kw = self.w_events.shape[:2]
+        ho, wo = out.shape[1:3]
+        padded = np.pad(s, ((0, 0), (top, bottom), (left, right), (0, 0)))
+        win = sliding_window_view(padded, ((kh - 1) * dh + 1, (kw - 1) * dw + 1), axis=(1, 2))
+        win = win[:, ::sh, ::sw, :, ::dh, ::dw][:, :ho, :wo]  # (F, Ho, Wo, C, kH, kW)
+        k = self.cg * kh * kw
+        for block in _frame_blocks(len(s), ho * wo * k * 4 * self.groups):
+            for g in range(self.groups):
+                patches = np.ascontiguousarray(win[block, :, :, g * self.cg:(g + 1) * self.cg],
+                                               np.float32)
+                prod = patches.reshape(-1, k) @ self.w_dense[g]
+                out[block, :, :, g * self.og:(g + 1) * self.og] += prod.reshape(
+                    -1, ho, wo, self.og)
+
+
+@SYNAPSES.register(ConvTranspose2d)
+class ConvTransposeSynapse(Synapse):
+    """syn.conv_transpose2d; weight (C_in, C_out/groups, kH, kW)."""
+
+    def __init__(self, op: Op, weight: np.ndarray) -> None:
+        super().__init__(op)
+        c, og, kh, kw = weight.shape
+        self.groups, self.cg, self.og = op.attrs.groups, c // op.attrs.groups, og
+        self.w_events = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))  # (kH, kW, C, O/g)
+        # dense: per group (C_in/g, kH·kW·C_out/g)
+        self.w_dense = np.ascontiguousarray(weight.reshape(self.groups, self.cg, og, kh, kw)
+                                            .transpose(0, 1, 3, 4, 2)
+                                            .reshape(self.groups, self.cg, kh * kw * og))
+
+    def events(self, s: np.ndarray, out: np.ndarray) -> None:
+        a = self.op.attrs
+        kh, kw = self.w_events.shape[:2]
+        _tap_events(s, self.w_events, out,
+                    _transposed_tap_table(s.shape[1], kh, a.strides[0], a.pads[0],
+                                          a.dilations[0], out.shape[1]),
+                    _transposed_tap_table(s.shape[2], kw, a.strides[1], a.pads[1],
+                                          a.dilations[1], out.shape[2]), self.cg)
+
+    def dense(self, s: np.ndarray, out: np.ndarray) -> None:
+        a = self.op.attrs
+        top, left, _, _ = a.pads
+        (sh, sw), (dh, dw) = a.strides, a.dilations
+        kh, kw = self.w_events.shape[:2]
+        _, h, w, _ = s.shape
+        ho, wo = out.shape[1:3]
+        full_h = max(sh * (h - 1) + (kh - 1) * dh + 1, top + ho)
+        full_w = max(sw * (w - 1) + (kw - 1) * dw + 1, left + wo)
+        for block in _frame_blocks(len(s), full_h * full_w * self.og * self.groups * 4
+                                   + h * w * kh * kw * self.og * 4):
+            n = len(range(*block.indices(len(s))))
+            full = np.zeros((n, full_h, full_w, self.groups * self.og), np.float32)
+            for g in range(self.groups):
+                x = s[block, :, :, g * self.cg:(g + 1) * self.cg].astype(np.float32)
+                contrib = (x.reshape(-1, self.cg) @ self.w_dense[g]).reshape(
+                    n, h, w, kh, kw, self.og)
+                for i in range(kh):
+                    for j in range(kw):
+                        full[:, i * dh: i * dh + sh * (h - 1) + 1: sh,
+                             j * dw: j * dw + sw * (w - 1) + 1: sw,
+                             g * self.og:(g + 1) * self.og] += contrib[:, :, :, i, j]
+            out[block] += full[:, top:top + ho, left:left + wo]
+
+
+@SYNAPSES.register(Dense)
+class DenseSynapse(Synapse):
+    """syn.dense; weight (out, in)."""
+
+    def __init__(self, op: Op, weight: np.ndarray) -> None:
+        super().__init__(op)
+        self.w = np.ascontiguousarray(weight.T)  # (in, out)
+
+    def events(self, s: np.ndarray, out: np.ndarray) -> None:
+        _dense_events(s, self.w, out)
+
+    def dense(self, s: np.ndarray, out: np.ndarray) -> None:
+        out += s.astype(np.float32) @ self.w
