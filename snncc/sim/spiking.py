@@ -350,12 +350,16 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
     from tqdm import tqdm
 
     chunks = range(0, len(x), batch_size)
-    with tqdm(total=len(chunks) * steps, disable=not progress, unit="step",
-              desc=f"spiking ({mode})", leave=False) as bar:
+    # the bar counts image·steps: a run of N images for T steps is N × T of them
+    with tqdm(total=len(x) * steps, disable=not progress, unit="image·step",
+              unit_scale=True, desc=f"spiking ({mode}, {len(x)} images × {steps} steps)",
+              leave=False) as bar:
         for start in chunks:
-            env = {id(graph.inputs[0]): x[start:start + batch_size]}
+            batch = x[start:start + batch_size]
+            env = {id(graph.inputs[0]): batch}
             _host(graph, plan.host, env)
-            simulate(graph, plan, env, steps, mode, stats, bar.update, per_chunk)
+            simulate(graph, plan, env, steps, mode, stats,
+                     lambda done, n=len(batch): bar.update(done * n), per_chunk)
             _host(graph, plan.host, env)
             for k, v in enumerate(graph.outputs):
                 outputs[k].append(env[id(v)])
