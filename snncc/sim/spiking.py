@@ -14,8 +14,10 @@ that mean. A graph output that is a population gives its mean rate × amplitude.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -300,6 +302,10 @@ def readout_delay(graph: Graph) -> int:
     return max((op.attrs.delay for op in graph.ops_of(Readout)), default=0)
 
 
+def _advance(bar: Any, images: int, steps: int) -> None:
+    bar.update(steps * images)
+
+
 def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
                 timesteps: int | None = None, batch_size: int = 16,
                 progress: bool = False, frames: Sequence[int] = (),
@@ -359,7 +365,7 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
             env = {id(graph.inputs[0]): batch}
             _host(graph, plan.host, env)
             simulate(graph, plan, env, steps, mode, stats,
-                     lambda done, n=len(batch): bar.update(done * n), per_chunk)
+                     functools.partial(_advance, bar, len(batch)), per_chunk)
             _host(graph, plan.host, env)
             for k, v in enumerate(graph.outputs):
                 outputs[k].append(env[id(v)])
