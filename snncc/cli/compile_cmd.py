@@ -25,6 +25,7 @@ from snncc.cli.common import (
 )
 from snncc.cli.outputs import REPORT, atomic_directory, check_output_dir
 from snncc.diagnostics import SnnccError, UsageError
+from snncc.evaluate.baseline_report import baseline_lines, resolve_baselines, with_baselines
 from snncc.evaluate.compare import OnnxModel
 from snncc.evaluate.estimate import compile_estimate
 from snncc.hw.energy import count_macs
@@ -69,6 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="bind a dynamic input shape (repeatable)")
     p.add_argument("--maxpool", choices=["error", "avg"], default="error",
                    help="MaxPool has no exact spiking form: refuse it (default) or use avg pool")
+    p.add_argument("--baseline", action="append", default=[], type=Path, metavar="FILE",
+                   help="compare the energy estimate with this `snncc baseline` file "
+                   "(repeatable; default: baselines/*.json beside the model, measured on it)")
     add_pipeline_flags(p)
     p.set_defaults(run=run)
 
@@ -81,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = [p for p in (args.model, args.calibration, args.stats) if p is not None]
     check_output_dir(outdir, args.force, inputs)
     check_pipeline_outputs(args)
+    baselines = resolve_baselines(args.baseline, args.model)
     from snncc.frontend.onnx import import_onnx
 
     start = time.perf_counter()
@@ -106,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
             "summary": summarize(graph),
             "pass_reports": ctx.report,
             "target_report": emitted,
-            "energy_estimate": compile_estimate(graph, macs, ann_seconds(args.model, graph)),
+            "energy_estimate": with_baselines(
+                compile_estimate(graph, macs, ann_seconds(args.model, graph)),
+                graph.inputs[0].type.shape, baselines),
             "compile_seconds": round(time.perf_counter() - start, 3),
         }
         (tmp / REPORT).write_text(json_text(report))  # last: marks the directory complete
@@ -134,4 +141,5 @@ def human_summary(report: dict[str, Any]) -> str:
             f"{loihi * 1e3:.3g} mJ; ANN on this CPU {ann['cpu_measured'] * 1e3:.3g} mJ "
             f"measured, {ann['cpu_counted'] * 1e3:.3g} mJ counted from MACs "
             "(estimate from activation statistics; `snncc eval` measures it)")
+        lines.extend(baseline_lines(e))
     return "\n".join(lines)

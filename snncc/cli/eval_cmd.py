@@ -46,6 +46,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plots", type=Path, metavar="DIR", help="write figures into DIR")
     p.add_argument("--energy-constants", type=Path, metavar="FILE",
                    help="JSON object overriding energy constants (docs/energy.md)")
+    p.add_argument("--baseline", action="append", default=[], type=Path, metavar="FILE",
+                   help="compare Loihi's energy with this `snncc baseline` file (repeatable; "
+                   "default: baselines/*.json beside the ONNX model, measured on it)")
     p.add_argument("--batch-size", type=int, default=16, help="images simulated at once")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--no-record", action="store_true",
@@ -108,6 +111,7 @@ def inferences(graph: Graph, images: tuple[int, ...], crops: int) -> int:
 def run(args: argparse.Namespace) -> int:
     from snncc.data.images import load_labelled, parse_indices
     from snncc.evaluate import EvalSettings, OnnxModel, evaluate, load_compiled
+    from snncc.evaluate.baseline_report import resolve_baselines, with_baselines
     from snncc.hw.energy import EnergyConstants
     from snncc.sim.spiking import readout_delay
     from snncc.targets.numpy import NumpyTarget, check_run_size
@@ -121,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
                  else f"{args.compiled} (an IR file, without report.json)")
         raise SnnccError(f"{where} names no source model; pass --onnx MODEL.onnx")
     ann = OnnxModel(onnx)
+    baselines = resolve_baselines(args.baseline, onnx)
     if not args.data.is_dir():
         raise SnnccError(f"{args.data}: no such directory (--data)")
     data = load_labelled(args.data, parse_indices(args.indices) if args.indices else None)
@@ -134,6 +139,7 @@ def run(args: argparse.Namespace) -> int:
                             not args.no_progress, sweep, args.plots is not None, constants)
     ev = evaluate(graph, ann, data, settings)
     result = ev.summary
+    with_baselines(result["energy"], graph.inputs[0].type.shape, baselines)
     if args.plots:
         from snncc.evaluate.plots import write_plots
 
@@ -158,6 +164,8 @@ def _record(path: Path, report: dict[str, Any], result: dict[str, Any],
 
 
 def _print_table(result: dict[str, Any]) -> None:
+    from snncc.evaluate.baseline_report import baseline_lines
+
     print(f"{result['images']} image(s) ({result['inferences']} inference(s)), "
           f"T = {result['timesteps']}, mode {result['mode']}, mean rate "
           f"{result['mean_rate_hz']:.1f} Hz, ANN/SNN pixel agreement "
@@ -182,6 +190,8 @@ def _print_table(result: dict[str, Any]) -> None:
     if ratio["cpu_measured"] is not None:
         print(f"ANN/Loihi energy ratio: CPU measured {ratio['cpu_measured']:.2f}x, CPU counted "
               f"{ratio['cpu_counted']:.2f}x, GPU counted {ratio['gpu_counted']:.2f}x")
+    for line in baseline_lines(e):
+        print(line)
     if counts["placement"] != "partition-chips":
         print(f"note: {counts['placement']}")
     for path in result.get("plots", []):
