@@ -279,7 +279,7 @@ def test_compare_per_crop_and_per_slice():
     assert s["batched"]["ann_board_j"] == pytest.approx(64 * 0.002)
     assert s["batched"]["ann_from"] == "crop_batched × 64 tiles"
     lines = baseline_lines({"baselines": [row]})
-    assert lines[0].startswith("  vs Test GPU (measured), per crop: online ANN 20 mJ board, "
+    assert lines[0].startswith("  vs Test GPU (energy counter), per crop: online ANN 20 mJ board, "
                                "10 mJ dynamic → ANN/Loihi 4× board, 2× dynamic")
     assert "per 512×512 slice (64 tiles on Loihi): Loihi 320 mJ in 0.32 s" in lines[1]
 
@@ -332,7 +332,7 @@ def test_compile_and_eval_report_loihi_against_baselines(unet, tmp_path, capsys,
     assert main(["compile", str(model), "--calibration", str(tmp_path / "cal.npy"), "-o",
                  str(out), "--no-progress"]) == 0
     err = capsys.readouterr().err
-    assert "time × stated power), per crop: online ANN" in err
+    assert "no energy counter: time × stated power), per crop: online ANN" in err
     assert "per 32×32 slice (4 tiles on Loihi)" in err
     estimate = json.loads((out / "report.json").read_text())["energy_estimate"]
     (row,) = estimate["baselines"]

@@ -154,7 +154,7 @@ def baseline_lines(energy: dict[str, Any]) -> list[str]:
     """A few lines per baseline for a person: per crop online and batched, per slice."""
     lines = []
     for b in energy.get("baselines", []):
-        how = "measured" if b["measured"] else "time × stated power"
+        how = "energy counter" if b["measured"] else "no energy counter: time × stated power"
         crop = b["per_crop"]
         text = f"  vs {b['device']} ({how}), per crop: online {_vs(crop['online'], b['measured'])}"
         if "batched" in crop:

@@ -156,23 +156,24 @@ def cuda_runner(module: TorchAnn, shape: tuple[int, ...], cuda_graph: bool
     module = module.cuda().eval()
     host_in = torch.rand(shape).pin_memory()
     device_in = host_in.cuda()
-    with torch.inference_mode():
-        side = torch.cuda.Stream()
+    with torch.no_grad():
+        side = torch.cuda.Stream()  # warm-up off the default stream, as capture requires
         side.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(side):
-            for _ in range(3):  # warm-up, as CUDA graph capture requires
+            for _ in range(3):
                 device_out = module(device_in)
         torch.cuda.current_stream().wait_stream(side)
-        host_out = torch.empty(device_out.shape, pin_memory=True)
-        if not cuda_graph:
-            def eager() -> None:
-                with torch.inference_mode():
-                    host_out.copy_(module(host_in.cuda(non_blocking=True)))
+    host_out = torch.empty(device_out.shape).pin_memory()
 
-            return eager
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            device_out = module(device_in)
+    def eager() -> None:
+        with torch.no_grad():
+            host_out.copy_(module(host_in.cuda(non_blocking=True)))  # waits for the result
+
+    if not cuda_graph:
+        return eager
+    graph = torch.cuda.CUDAGraph()
+    with torch.no_grad(), torch.cuda.graph(graph):
+        device_out = module(device_in)
 
     def replay() -> None:
         device_in.copy_(host_in, non_blocking=True)
