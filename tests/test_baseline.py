@@ -5,6 +5,7 @@ onnxruntime, and Loihi against baseline files in compile and eval."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import types
@@ -313,10 +314,11 @@ def test_default_baselines_are_those_measured_on_the_model(tmp_path):
     (tmp_path / "baselines" / "mine.json").write_text(json.dumps(_baseline(model)))
     (tmp_path / "baselines" / "old.json").write_text(json.dumps(_baseline()))
     with pytest.warns(UserWarning, match="old.json was measured on another model file"):
-        chosen = resolve_baselines([], model)
+        chosen = resolve_baselines([], model, (1, 1, 64, 64))
     assert [p.name for p, _ in chosen] == ["mine.json"]
     with pytest.warns(UserWarning, match="sha256 differs"):
-        chosen = resolve_baselines([tmp_path / "baselines" / "old.json"], model)
+        chosen = resolve_baselines([tmp_path / "baselines" / "old.json"], model,
+                                   (1, 1, 64, 64))
     assert [p.name for p, _ in chosen] == ["old.json"]  # given explicitly: used
 
 
@@ -361,3 +363,18 @@ def test_compile_and_eval_report_loihi_against_baselines(unet, tmp_path, capsys,
     assert row["device"] == "Test GPU" and "per_slice" not in row
     assert row["per_crop"]["online"]["board_ratio"] == pytest.approx(
         0.02 / result["energy"]["loihi"]["total"])
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    ("[]", "not an snncc baseline file"),
+    (json.dumps(_baseline()), r"measured on inputs of shape \[1, 64, 64\], the compiled graph "
+                              r"takes \[1, 16, 16\]"),
+])
+def test_compile_refuses_a_bad_baseline_before_the_passes(unet, tmp_path, capsys, content,
+                                                          message):
+    bad = tmp_path / "bad.json"
+    bad.write_text(content)
+    out = tmp_path / "out"
+    assert main(["compile", str(unet), "-o", str(out), "--baseline", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert str(bad) in err and re.search(message, err) and not out.exists()

@@ -61,9 +61,9 @@ def main() -> None:
     for device, joules in BLOUW.items():
         print(f"| Blouw et al. 2019, {device} | {joules * 1e3:.3g} mJ | "
               f"{joules / BLOUW['Loihi']:.3g}× |")
-    source = Path(report["source_model"])
-    for row in compare_baselines(estimate, graph.inputs[0].type.shape,
-                                 resolve_baselines(args.baseline, source)):
+    shape = graph.inputs[0].type.shape
+    baselines = resolve_baselines(args.baseline, Path(report["source_model"]), shape)
+    for row in compare_baselines(estimate, shape, baselines):
         for mode, r in row["per_crop"].items():
             for kind in ("board", "dynamic"):
                 label = kind if row["measured"] else "time × stated power"

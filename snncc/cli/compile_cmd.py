@@ -85,11 +85,11 @@ def run(args: argparse.Namespace) -> int:
     inputs = [p for p in (args.model, args.calibration, args.stats) if p is not None]
     check_output_dir(outdir, args.force, inputs)
     check_pipeline_outputs(args)
-    baselines = resolve_baselines(args.baseline, args.model)
     from snncc.frontend.onnx import import_onnx
 
     start = time.perf_counter()
     graph = import_onnx(args.model, parse_input_shapes(args.input_shape), maxpool=args.maxpool)
+    baselines = resolve_baselines(args.baseline, args.model, graph.inputs[0].type.shape)
     macs = count_macs(graph)
     ctx = make_context(args, graph)
     pipeline = args.passes if args.passes is not None else target.default_pipeline

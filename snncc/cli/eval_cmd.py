@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
                  else f"{args.compiled} (an IR file, without report.json)")
         raise SnnccError(f"{where} names no source model; pass --onnx MODEL.onnx")
     ann = OnnxModel(onnx)
-    baselines = resolve_baselines(args.baseline, onnx)
+    baselines = resolve_baselines(args.baseline, onnx, graph.inputs[0].type.shape)
     if not args.data.is_dir():
         raise SnnccError(f"{args.data}: no such directory (--data)")
     data = load_labelled(args.data, parse_indices(args.indices) if args.indices else None)

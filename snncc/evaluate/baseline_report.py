@@ -61,10 +61,12 @@ def model_sha256(model: Path) -> str:
     return hashlib.sha256(model.read_bytes()).hexdigest()
 
 
-def resolve_baselines(given: list[Path], model: Path | None) -> list[tuple[Path, dict[str, Any]]]:
+def resolve_baselines(given: list[Path], model: Path | None, crop_shape: tuple[int, ...]
+                      ) -> list[tuple[Path, dict[str, Any]]]:
     """The baselines to report: the files given (`--baseline`), else those in `baselines/`
     beside the model that were measured on it (same sha256). A given file measured on
-    another model file is used with a warning; a default one is skipped with one."""
+    another model file is used with a warning; a default one is skipped with one. Each
+    must have been measured on inputs of the graph's `crop_shape`."""
     sha = model_sha256(model) if model is not None and model.is_file() else None
     explicit = bool(given)
     if not explicit and model is not None:
@@ -77,8 +79,17 @@ def resolve_baselines(given: list[Path], model: Path | None) -> list[tuple[Path,
                           f"(sha256 differs){'' if explicit else '; not used'}", stacklevel=2)
             if not explicit:
                 continue
+        check_inputs(path, data, crop_shape)
         chosen.append((path, data))
     return chosen
+
+
+def check_inputs(path: Path, data: dict[str, Any], crop_shape: tuple[int, ...]) -> None:
+    """Refuse a baseline measured on other inputs than the compiled graph takes."""
+    measured_on = data["workloads"]["crop_online"]["input_shape"][1:]
+    if list(measured_on) != list(crop_shape[1:]):
+        raise SnnccError(f"{path}: measured on inputs of shape {measured_on}, the compiled "
+                         f"graph takes {list(crop_shape[1:])}; measure this model")
 
 
 def _row(ann: dict[str, Any], tiles: int, loihi_j: float, loihi_s: float) -> dict[str, Any]:
@@ -110,10 +121,7 @@ def compare_baselines(energy: dict[str, Any], crop_shape: tuple[int, ...],
     rows = []
     for path, data in baselines:
         work = data["workloads"]
-        measured_on = work["crop_online"]["input_shape"][1:]
-        if list(measured_on) != list(crop_shape[1:]):
-            raise SnnccError(f"{path}: measured on inputs of shape {measured_on}, the compiled "
-                             f"graph takes {list(crop_shape[1:])}; measure this model")
+        check_inputs(path, data, crop_shape)
         per_crop = {"online": _row(work["crop_online"], 1, loihi_j, loihi_s)}
         if "crop_batched" in work:
             per_crop["batched"] = _row(work["crop_batched"], 1, loihi_j, loihi_s)
