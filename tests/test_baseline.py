@@ -266,7 +266,8 @@ ENERGY = {"loihi": {"total": 0.005}, "timesteps": 100, "constants": {"loihi_step
 
 
 def test_compare_per_crop_and_per_slice():
-    (row,) = compare_baselines(ENERGY, (1, 1, 64, 64), [(Path("b.json"), _baseline())])
+    (row,) = compare_baselines(ENERGY, (1, 1, 64, 64), [(Path("b.json"), _baseline())],
+                               margin=0)
     online = row["per_crop"]["online"]
     assert online["board_ratio"] == pytest.approx(4.0)
     assert online["board_ratio_range"] == pytest.approx([2.0, 8.0])
@@ -274,7 +275,7 @@ def test_compare_per_crop_and_per_slice():
     assert online["loihi_seconds"] == pytest.approx(5e-3)
     assert row["per_crop"]["batched"]["board_ratio"] == pytest.approx(0.4)
     s = row["per_slice"]
-    assert s["tiles"] == 64 and s["slice"] == [512, 512]
+    assert s["tiles"] == 64 and s["slice"] == [512, 512] and s["margin"] == 0
     assert s["online"]["loihi_j"] == pytest.approx(0.32)
     assert s["online"]["board_ratio"] == pytest.approx(0.2 / 0.32)
     assert s["batched"]["ann_board_j"] == pytest.approx(64 * 0.002)
@@ -282,7 +283,12 @@ def test_compare_per_crop_and_per_slice():
     lines = baseline_lines({"baselines": [row]})
     assert lines[0].startswith("  vs Test GPU (energy counter), per crop: online ANN 20 mJ board, "
                                "10 mJ dynamic → ANN/Loihi 4× board, 2× dynamic")
-    assert "per 512×512 slice (64 tiles on Loihi): Loihi 320 mJ in 0.32 s" in lines[1]
+    assert ("per 512×512 slice (64 tiles on Loihi, overlap margin 0): Loihi 320 mJ in 0.32 s"
+            in lines[1])
+    # as `snncc run` segments a slice: overlap-tiled, 16-pixel margins, 32×32 centres
+    (row,) = compare_baselines(ENERGY, (1, 1, 64, 64), [(Path("b.json"), _baseline())])
+    assert row["per_slice"]["margin"] == 16 and row["per_slice"]["tiles"] == 256
+    assert row["per_slice"]["online"]["loihi_j"] == pytest.approx(256 * 0.005)
 
 
 def test_compare_refuses_a_baseline_of_other_inputs():
@@ -335,11 +341,11 @@ def test_compile_and_eval_report_loihi_against_baselines(unet, tmp_path, capsys,
                  str(out), "--no-progress"]) == 0
     err = capsys.readouterr().err
     assert "no energy counter: time × stated power), per crop: online ANN" in err
-    assert "per 32×32 slice (4 tiles on Loihi)" in err
+    assert "per 32×32 slice (16 tiles on Loihi, overlap margin 4)" in err
     estimate = json.loads((out / "report.json").read_text())["energy_estimate"]
     (row,) = estimate["baselines"]
     assert row["file"] == str(tmp_path / "baselines" / "cpu.json")
-    assert set(row["per_crop"]) == {"online", "batched"} and row["per_slice"]["tiles"] == 4
+    assert set(row["per_crop"]) == {"online", "batched"} and row["per_slice"]["tiles"] == 16
     assert estimate["lower_bounds"].keys() == {"cpu_counted", "gpu_counted"}
 
     data = tmp_path / "data"

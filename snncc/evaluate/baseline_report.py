@@ -2,8 +2,9 @@
 crop and per slice, online (batch 1) and batched, board and dynamic energy.
 
 Loihi runs one input at a time, so its energy per crop is the same online and batched; its
-time per crop is T × `loihi_step_s`. A slice costs Loihi one inference per covering tile
-(64 for a 512×512 slice of 64×64 tiles); the ANN runs the whole slice in one pass
+time per crop is T × `loihi_step_s`. A slice costs Loihi one inference per tile of the
+overlap-tiling `snncc run` uses (256 for a 512×512 slice in 64×64 tiles at the default
+margin of 16 pixels, 64 without overlap); the ANN runs the whole slice in one pass
 (`slice_online`) or, batched, as tiles × its batched energy per crop.
 """
 
@@ -16,7 +17,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from snncc.data.images import tile_origins
+from snncc.data.images import Tiling
 from snncc.diagnostics import SnnccError
 
 FORMAT = "snncc-baseline/1"
@@ -114,8 +115,11 @@ def _row(ann: dict[str, Any], tiles: int, loihi_j: float, loihi_s: float) -> dic
 
 
 def compare_baselines(energy: dict[str, Any], crop_shape: tuple[int, ...],
-                      baselines: list[tuple[Path, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Loihi's energy per inference (an `energy_report`) against each baseline."""
+                      baselines: list[tuple[Path, dict[str, Any]]], margin: int | None = None
+                      ) -> list[dict[str, Any]]:
+    """Loihi's energy per inference (an `energy_report`) against each baseline; a slice
+    costs Loihi one inference per tile of the overlap-tiling with `margin` (None: the
+    default, as `snncc run` segments a slice)."""
     loihi_j = energy["loihi"]["total"]
     loihi_s = energy["timesteps"] * energy["constants"]["loihi_step_s"]
     rows = []
@@ -130,9 +134,9 @@ def compare_baselines(energy: dict[str, Any], crop_shape: tuple[int, ...],
                "measured": data["measured"], "date": data.get("date"), "per_crop": per_crop}
         if "slice_online" in work:
             height, width = work["slice_online"]["input_shape"][-2:]
-            tiles = (len(tile_origins(height, crop_shape[-2]))
-                     * len(tile_origins(width, crop_shape[-1])))
-            per_slice = {"slice": [height, width], "tiles": tiles,
+            tiling = Tiling.plan((height, width), tuple(crop_shape[-2:]), margin)
+            tiles = len(tiling.origins)
+            per_slice = {"slice": [height, width], "margin": tiling.margin, "tiles": tiles,
                          "online": _row(work["slice_online"], 1, loihi_j * tiles,
                                         loihi_s * tiles)}
             if "crop_batched" in work:
@@ -172,15 +176,16 @@ def baseline_lines(energy: dict[str, Any]) -> list[str]:
             s = b["per_slice"]
             online = s["online"]
             lines.append(f"    per {s['slice'][0]}×{s['slice'][1]} slice ({s['tiles']} tiles on "
-                         f"Loihi): Loihi {_mj(online['loihi_j'])} in "
+                         f"Loihi, overlap margin {s['margin']}): Loihi {_mj(online['loihi_j'])} in "
                          f"{online['loihi_seconds']:.2g} s; ANN online "
                          f"{online['ann_seconds'] * 1e3:.3g} ms, {_vs(online, b['measured'])}")
     return lines
 
 
 def with_baselines(energy: dict[str, Any] | None, crop_shape: tuple[int, ...],
-                   baselines: list[tuple[Path, dict[str, Any]]]) -> dict[str, Any] | None:
+                   baselines: list[tuple[Path, dict[str, Any]]], margin: int | None = None
+                   ) -> dict[str, Any] | None:
     """`energy` (an energy report, or None) with `baselines` compared under "baselines"."""
     if energy is not None:
-        energy["baselines"] = compare_baselines(energy, crop_shape, baselines)
+        energy["baselines"] = compare_baselines(energy, crop_shape, baselines, margin)
     return energy
