@@ -149,7 +149,9 @@ def compare_baselines(energy: dict[str, Any], crop_shape: tuple[int, ...],
 
 
 def _mj(joules: float | None) -> str:
-    return "n/a" if joules is None else f"{joules * 1e3:.3g} mJ"
+    if joules is None:
+        return "n/a"
+    return f"{joules:.3g} J" if joules >= 1 else f"{joules * 1e3:.3g} mJ"
 
 
 def _vs(row: dict[str, Any], measured: bool) -> str:
