@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -347,6 +348,11 @@ def test_compile_and_eval_report_loihi_against_baselines(unet, tmp_path, capsys,
     assert row["file"] == str(tmp_path / "baselines" / "cpu.json")
     assert set(row["per_crop"]) == {"online", "batched"} and row["per_slice"]["tiles"] == 16
     assert estimate["lower_bounds"].keys() == {"cpu_counted", "gpu_counted"}
+    script = Path(__file__).resolve().parent.parent / "examples/em_unet/energy_sensitivity.py"
+    sensitivity = subprocess.run([sys.executable, str(script), str(out)], capture_output=True,
+                                 text=True, check=True).stdout
+    assert "| `synop_pj` | 23.6 |" in sensitivity
+    assert "| this U-Net, Loihi (estimate) |" in sensitivity
 
     data = tmp_path / "data"
     for sub in ("image", "label"):

@@ -39,7 +39,8 @@ def main() -> None:
     graph, report = load_compiled(args.compiled)
     macs = report["energy_estimate"]["ann"]["macs"]
     base = EnergyConstants()
-    estimate = compile_estimate(graph, macs, 0.0, base)
+    no_cpu = [0.0]  # the ANN's CPU time plays no part in Loihi's estimate
+    estimate = compile_estimate(graph, macs, no_cpu, base)
     if estimate is None:
         raise SystemExit(f"{args.compiled}: no expected rates in the IR (compile with "
                          "scale-rates)")
@@ -51,7 +52,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for name in LOIHI:
         value = getattr(base, name)
-        totals = [compile_estimate(graph, macs, 0.0, dataclasses.replace(
+        totals = [compile_estimate(graph, macs, no_cpu, dataclasses.replace(
             base, **{name: value * f}))["loihi"]["total"] for f in (0.5, 1.5)]
         print(f"| `{name}` | {value:g} | {totals[0] * 1e3:.3f} mJ | {totals[1] * 1e3:.3f} mJ "
               f"| ±{(totals[1] - totals[0]) / 2 / total:.1%} |")

@@ -121,16 +121,16 @@ REQUIRED = ("crop_online", "crop_online_eager")  # the model's own shape: must r
 
 
 # runtimes ------------------------------------------------------------------------------
-def _resized_model(model: Path, name: str, shape: tuple[int, ...]) -> bytes:
-    """The ONNX model with input `name` fixed to `shape` and free output shapes."""
+def _resized_model(model: Path, shape: tuple[int, ...]) -> bytes:
+    """The ONNX model with its (first) input fixed to `shape` and free output shapes."""
     import onnx
 
     proto = onnx.load(str(model))
-    for value in proto.graph.input:
-        if value.name == name:
-            for dim, size in zip(value.type.tensor_type.shape.dim, shape, strict=True):
-                dim.Clear()
-                dim.dim_value = size
+    constants = {t.name for t in proto.graph.initializer}
+    value = next(v for v in proto.graph.input if v.name not in constants)
+    for dim, size in zip(value.type.tensor_type.shape.dim, shape, strict=True):
+        dim.Clear()
+        dim.dim_value = size
     for value in proto.graph.output:
         for k, dim in enumerate(value.type.tensor_type.shape.dim):
             dim.Clear()
@@ -139,14 +139,17 @@ def _resized_model(model: Path, name: str, shape: tuple[int, ...]) -> bytes:
     return proto.SerializeToString()
 
 
-def _ort_runner(model: Path, name: str, shape: tuple[int, ...], provider: str
-                ) -> Callable[[], None]:
+def _ort_runner(model: Path, shape: tuple[int, ...], provider: str) -> Callable[[], None]:
     import onnxruntime as ort
 
-    session = ort.InferenceSession(_resized_model(model, name, shape), providers=[provider])
-    x = np.random.default_rng(0).random(shape, dtype=np.float32)
-    session.run(None, {name: x})
-    return lambda: session.run(None, {name: x})
+    session = ort.InferenceSession(_resized_model(model, shape), providers=[provider])
+    if session.get_providers()[0] != provider:  # onnxruntime falls back to the CPU quietly
+        raise SnnccError(f"onnxruntime could not start {provider} (it runs "
+                         f"{session.get_providers()}); is its CUDA runtime installed?")
+    feed = {session.get_inputs()[0].name:
+            np.random.default_rng(0).random(shape, dtype=np.float32)}
+    session.run(None, feed)
+    return lambda: session.run(None, feed)
 
 
 def _torch_runners(graph: Graph, shapes: dict[str, tuple[int, ...]]
@@ -228,12 +231,11 @@ def run_baseline(settings: BaselineSettings, progress: Callable[[str], None] = p
     from snncc.frontend.onnx import import_onnx
 
     graph = import_onnx(settings.model, settings.input_shapes)
-    name, crop = graph.inputs[0].name, graph.inputs[0].type.shape
+    crop = graph.inputs[0].type.shape
     shapes = _shapes(crop, settings)
     if settings.device == "cpu":
         device, meter, why = _setup_cpu(settings)
-        runners = {k: (lambda s=s: _ort_runner(settings.model, name, s,
-                                                "CPUExecutionProvider"))
+        runners = {k: (lambda s=s: _ort_runner(settings.model, s, "CPUExecutionProvider"))
                    for k, s in shapes.items()}
     else:
         runtime = _gpu_runtime()
@@ -242,7 +244,7 @@ def run_baseline(settings: BaselineSettings, progress: Callable[[str], None] = p
             runners = _torch_runners(graph, shapes)
             shapes["crop_online_eager"] = crop
         else:
-            runners = {k: (lambda s=s: _ort_runner(settings.model, name, s,
+            runners = {k: (lambda s=s: _ort_runner(settings.model, s,
                                                     "CUDAExecutionProvider"))
                        for k, s in shapes.items()}
     load = os.getloadavg()
@@ -271,7 +273,7 @@ def run_baseline(settings: BaselineSettings, progress: Callable[[str], None] = p
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "command": settings.command,
         "model": {"path": str(settings.model), "sha256": model_sha256(settings.model),
-                  "input": name, "crop_shape": list(crop),
+                  "crop_shape": list(crop),
                   "macs_per_crop": count_macs(graph)},
         "device": device,
         "method": meter.method,
