@@ -26,6 +26,7 @@ from snncc.cli.common import (
 from snncc.cli.outputs import REPORT, atomic_directory, check_output_dir
 from snncc.data.images import describe_calibration
 from snncc.diagnostics import SnnccError, UsageError
+from snncc.evaluate.baseline_report import baseline_lines, resolve_baselines, with_baselines
 from snncc.evaluate.compare import OnnxModel
 from snncc.evaluate.estimate import compile_estimate
 from snncc.hw.energy import count_macs
@@ -70,6 +71,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="bind a dynamic input shape (repeatable)")
     p.add_argument("--maxpool", choices=["error", "avg"], default="error",
                    help="MaxPool has no exact spiking form: refuse it (default) or use avg pool")
+    p.add_argument("--baseline", action="append", default=[], type=Path, metavar="FILE",
+                   help="compare the energy estimate with this `snncc baseline` file "
+                   "(repeatable; default: baselines/*.json beside the model, measured on it)")
     add_pipeline_flags(p)
     p.set_defaults(run=run)
 
@@ -86,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     graph = import_onnx(args.model, parse_input_shapes(args.input_shape), maxpool=args.maxpool)
+    baselines = resolve_baselines(args.baseline, args.model, graph.inputs[0].type.shape)
     macs = count_macs(graph)
     source_parameters = summarize(graph)["parameters"]
     ctx = make_context(args, graph)
@@ -112,7 +117,9 @@ def run(args: argparse.Namespace) -> int:
             "summary": summarize(graph),
             "pass_reports": ctx.report,
             "target_report": emitted,
-            "energy_estimate": compile_estimate(graph, macs, ann_seconds(args.model, graph)),
+            "energy_estimate": with_baselines(
+                compile_estimate(graph, macs, ann_seconds(args.model, graph)),
+                graph.inputs[0].type.shape, baselines),
             "compile_seconds": round(time.perf_counter() - start, 3),
         }
         (tmp / REPORT).write_text(json_text(report))  # last: marks the directory complete
@@ -150,4 +157,5 @@ def human_summary(report: dict[str, Any]) -> str:
             f"(median of {spread['runs']} runs, {spread['min'] * 1e3:.3g}–"
             f"{spread['max'] * 1e3:.3g} mJ, × {e['constants']['cpu_power_w']:g} W), "
             f"{ann['cpu_counted'] * 1e3:.3g} mJ counted from MACs")
+        lines.extend(baseline_lines(e))
     return "\n".join(lines)

@@ -55,6 +55,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--plots", type=Path, metavar="DIR", help="write figures into DIR")
     p.add_argument("--energy-constants", type=Path, metavar="FILE",
                    help="JSON object overriding energy constants (docs/energy.md)")
+    p.add_argument("--baseline", action="append", default=[], type=Path, metavar="FILE",
+                   help="compare Loihi's energy with this `snncc baseline` file (repeatable; "
+                   "default: baselines/*.json beside the ONNX model, measured on it)")
     p.add_argument("--batch-size", type=int, default=16, help="images simulated at once")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.add_argument("--no-record", action="store_true",
@@ -117,6 +120,7 @@ def inferences(graph: Graph, images: tuple[int, ...], crops: int, margin: int | 
 def run(args: argparse.Namespace) -> int:
     from snncc.data.images import calibration_overlap, load_labelled, parse_indices
     from snncc.evaluate import EvalSettings, OnnxModel, evaluate, load_compiled
+    from snncc.evaluate.baseline_report import resolve_baselines, with_baselines
     from snncc.hw.energy import EnergyConstants
     from snncc.sim.spiking import readout_delay
     from snncc.targets.numpy import NumpyTarget, check_run_size
@@ -130,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
                  else f"{args.compiled} (an IR file, without report.json)")
         raise SnnccError(f"{where} names no source model; pass --onnx MODEL.onnx")
     ann = OnnxModel(onnx)
+    baselines = resolve_baselines(args.baseline, onnx, graph.inputs[0].type.shape)
     if not args.data.is_dir():
         raise SnnccError(f"{args.data}: no such directory (--data)")
     data = load_labelled(args.data, parse_indices(args.indices) if args.indices else None)
@@ -150,6 +155,7 @@ def run(args: argparse.Namespace) -> int:
                             args.threshold, constants)
     ev = evaluate(graph, ann, data, settings)
     result = ev.summary
+    with_baselines(result["energy"], graph.inputs[0].type.shape, baselines, args.margin)
     result["calibration_overlap"] = overlap
     if args.plots:
         from snncc.evaluate.plots import write_plots
@@ -175,6 +181,8 @@ def _record(path: Path, report: dict[str, Any], result: dict[str, Any],
 
 
 def _print_table(result: dict[str, Any]) -> None:
+    from snncc.evaluate.baseline_report import baseline_lines
+
     scored = (f"{result['images']} crop(s)" if result["crops_per_image"] else
               f"{result['images']} whole image(s), overlap-tiled with margin {result['margin']}")
     print(f"{scored} ({result['inferences']} inference(s) of the model input), "
@@ -206,6 +214,8 @@ def _print_table(result: dict[str, Any]) -> None:
         print(f"ANN energy / Loihi energy (above 1: Loihi uses less): CPU measured "
               f"{ratio['cpu_measured']:.3g}x, CPU counted {ratio['cpu_counted']:.3g}x, GPU "
               f"counted {ratio['gpu_counted']:.3g}x")
+    for line in baseline_lines(e):
+        print(line)
     if counts["placement"] != "partition-chips":
         print(f"note: {counts['placement']}")
     for path in result.get("plots", []):

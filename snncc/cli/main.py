@@ -16,10 +16,18 @@ from collections.abc import Sequence
 from types import FrameType
 
 from snncc import __version__
-from snncc.cli import compile_cmd, eval_cmd, inspect_cmd, list_cmd, opt_cmd, run_cmd
+from snncc.cli import (
+    baseline_cmd,
+    compile_cmd,
+    eval_cmd,
+    inspect_cmd,
+    list_cmd,
+    opt_cmd,
+    run_cmd,
+)
 from snncc.diagnostics import SnnccError
 
-SUBCOMMANDS = [compile_cmd, opt_cmd, inspect_cmd, run_cmd, eval_cmd, list_cmd]
+SUBCOMMANDS = [compile_cmd, opt_cmd, inspect_cmd, run_cmd, eval_cmd, baseline_cmd, list_cmd]
 
 
 def build_parser() -> argparse.ArgumentParser:

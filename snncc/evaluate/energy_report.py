@@ -68,5 +68,7 @@ def energy_report(graph: Graph, spikes: Mapping[str, float], timesteps: int, mac
         "ann": ann,
         "ratio": {key: ann[key] / loihi["total"] if loihi["total"] > 0 else None
                   for key in ("cpu_counted", "cpu_measured", "gpu_counted")},
+        "lower_bounds": {key: "MACs × energy per MAC, nothing else: a lower bound no real "
+                              "processor meets" for key in ("cpu_counted", "gpu_counted")},
         "constants": dataclasses.asdict(constants),
     }

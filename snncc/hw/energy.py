@@ -37,7 +37,7 @@ class EnergyConstants:
     tile_hop_pj: float = 3.5               # Davies 2018: 3.0 (E-W) / 4.0 (N-S) per hop, mean
     mean_hops_in_chip: float = 3.9         # mean Manhattan distance on Loihi's 8x4 tile mesh
     interchip_hops: float = 16.0           # assumption: hops a spike pays to leave a chip
-    loihi_static_w_per_chip: float = 0.03  # assumption: leakage of one chip, see docs
+    loihi_static_w_per_chip: float = 0.03  # Blouw 2019, Table 1: Loihi idle power 0.029 W
     loihi_step_s: float = 50e-6            # assumption: wall time of one Loihi timestep
     mac_pj: float = 4.6                    # Horowitz 2014: fp32 mult 3.7 pJ + add 0.9 pJ
     cpu_power_w: float = 15.0              # assumption: 2 busy cores of a server CPU
@@ -63,6 +63,21 @@ class EnergyConstants:
             raise SnnccError(f"{path}: energy constants must be finite non-negative numbers: "
                              f"{bad}")
         return EnergyConstants(**{k: float(v) for k, v in data.items()})
+
+
+@dataclass(frozen=True)
+class StatedPower:
+    """A power figure for time × power where no energy counter can be read, and its source."""
+
+    watts: float
+    source: str
+
+
+# Intel Xeon Platinum 8480+ (4th-generation Xeon Scalable, the AMX-capable family whose
+# flags this machine's "Intel(R) Xeon(R) Processor" reports): TDP 350 W over 56 cores
+# (Intel ARK, product 231746). A busy core's share of a fully loaded package.
+XEON_TDP_W_PER_CORE = StatedPower(
+    350.0 / 56, "Intel ARK, Xeon Platinum 8480+: TDP 350 W / 56 cores = 6.25 W per busy core")
 
 
 def fan_out(graph: Graph) -> dict[str, float]:
