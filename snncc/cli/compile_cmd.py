@@ -86,7 +86,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     graph = import_onnx(args.model, parse_input_shapes(args.input_shape), maxpool=args.maxpool)
     macs = count_macs(graph)
-    ctx = make_context(args, graph)
+    ctx = make_context(args, graph, args.model)
     pipeline = args.passes if args.passes is not None else target.default_pipeline
     results = run_pipeline(args, graph, pipeline, ctx)
     problems = target.check(graph)
