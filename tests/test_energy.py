@@ -104,7 +104,7 @@ def test_energy_report_uses_placement_and_counts():
     from snncc.evaluate.energy_report import NO_PLACEMENT, energy_report
 
     c = EnergyConstants()
-    placed = energy_report(_placed_pair(), {"src": 32.0}, 10, macs=1000, cpu_seconds=1e-3,
+    placed = energy_report(_placed_pair(), {"src": 32.0}, 10, macs=1000, cpu_runs=[1e-3],
                            constants=c)
     assert placed["loihi_counts"]["placement"] == "partition-chips"
     assert placed["loihi_counts"]["chips"] == 2
@@ -113,7 +113,7 @@ def test_energy_report_uses_placement_and_counts():
         16 * (message + c.interchip_hops * c.tile_hop_pj) * 1e-12)
     assert placed["loihi_counts"]["synaptic_ops"] == pytest.approx(
         32 * fan_out(_placed_pair())["src"])
-    plain = energy_report(_placed_pair((), ()), {"src": 32.0}, 10, 1000, 1e-3, c)
+    plain = energy_report(_placed_pair((), ()), {"src": 32.0}, 10, 1000, [1e-3], c)
     assert plain["loihi_counts"]["placement"] == NO_PLACEMENT
     assert plain["loihi"]["spikes_between_chips"] == 0.0
     assert plain["ratio"]["cpu_measured"] == pytest.approx(

@@ -48,7 +48,8 @@ def compiled(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    """Two labelled 24×24 images: each is covered by four overlapping 16×16 tiles."""
+    """Two labelled 24×24 images: overlap-tiled by 16×16 tiles with the default margin 4,
+    each is covered by 3×3 tile centres of 8×8."""
     return _write_pngs(tmp_path_factory.mktemp("data"), 24, 2)
 
 
@@ -70,7 +71,9 @@ def test_eval_json_energy_and_plots(compiled, data, tmp_path, capsys):
         assert all(0.0 <= v <= 1.0 for v in r[key].values())
     assert r["timesteps"] == 30 and r["mode"] == "ideal"
     assert r["mean_rate_hz"] > 0
-    assert r["images"] == 2 and r["inferences"] == 8
+    assert r["images"] == 2 and r["inferences"] == 18
+    assert r["scored"] == "whole images" and r["margin"] == 4
+    assert r["head"] == "sigmoid" and r["decision"] == "sigmoid head, probability > 0.5"
     assert [row["image"] for row in r["per_image"]] == ["0", "1"]
     assert [row["timesteps"] for row in r["sweep"]] == [20, 30]
     e = r["energy"]
@@ -100,13 +103,50 @@ def test_eval_table_crops_and_energy_override(compiled, data, tmp_path, capsys):
                            "--crops", "3", "--mode", "loihi", "--energy-constants",
                            str(constants), "--indices", "1", "--no-record")
     assert code == 0, err
-    assert "3 image(s) (3 inference(s)), T = 20, mode loihi" in out
+    assert ("3 crop(s) (3 inference(s) of the model input), sigmoid head, probability > 0.5, "
+            "T = 20, mode loihi") in out
     assert out.count("ANN") >= 1 and "SNN" in out and "energy per inference at T = 20" in out
     assert "inter-chip spikes counted as zero" in out
     code, out, _ = _eval(capsys, str(compiled), "--data", str(data), "--timesteps", "20",
                          "--energy-constants", str(constants), "--json", "--no-record")
     loihi = json.loads(out)["energy"]["loihi"]
     assert loihi["synaptic_ops"] == 0 and loihi["total"] == pytest.approx(loihi["static"])
+
+
+def test_table_says_what_signs_mean_and_figures_are_captioned(compiled, data, capsys):
+    from snncc.evaluate.plots import _row_label, caption
+
+    code, out, err = _eval(capsys, str(compiled), "--data", str(data), "--timesteps", "30",
+                           "--sweep", "20,30", "--no-record")
+    assert code == 0, err
+    assert "(ANN − SNN " in out and "positive: the SNN is behind" in out
+    assert "ANN energy / Loihi energy (above 1: Loihi uses less)" in out
+    summary = {"crops_per_image": 0, "margin": 4, "mode": "loihi", "timesteps": 30,
+               "dt": 0.001, "decision": "sigmoid head, probability > 0.5"}
+    assert caption(summary, "u.onnx") == (
+        "u.onnx; SNN on the numpy simulator, loihi mode, T = 30 steps of 1 ms; whole images, "
+        "overlap-tiled (margin 4 px); sigmoid head, probability > 0.5")
+    assert _row_label("20#0") == "image 20\ncrop 1" and _row_label("7") == "image 7"
+
+
+def test_calibration_is_recorded_and_overlap_warned(compiled, data, tmp_path, capsys):
+    """Calibrating on the images eval scores fits the SNN's scale on its test set: the
+    compile records which files it used, eval warns and lists the overlap."""
+    out = tmp_path / "cal"
+    onnx = compiled.parent / "u.onnx"
+    assert main(["compile", str(onnx), "--target", "numpy", "-p", PIPELINE, "--calibration",
+                 str(data), "-o", str(out), "--no-progress"]) == 0
+    recorded = json.loads((out / "report.json").read_text())["calibration"]
+    assert recorded["images"] == 2 and recorded["model_inputs"] == 8  # 2×2 plain tiles each
+    assert recorded["files"] == [str((data / "image" / f"{i}.png").resolve()) for i in (0, 1)]
+    code, text, err = _eval(capsys, str(out), "--data", str(data), "--indices", "1",
+                            "--timesteps", "20", "--json", "--no-record")
+    assert code == 0, err
+    assert "warning: image(s) 1 were also calibration images" in err
+    assert json.loads(text)["calibration_overlap"] == ["1"]
+    code, text, err = _eval(capsys, str(compiled), "--data", str(data), "--timesteps", "20",
+                            "--json", "--no-record")  # calibrated on an .npy array
+    assert "warning" not in err and json.loads(text)["calibration_overlap"] == []
 
 
 def _bad(capsys, *args: str) -> str:

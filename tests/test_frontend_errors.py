@@ -155,6 +155,55 @@ def test_unsupported_ops_are_all_listed_in_one_table(tmp_path):
     assert "maxpool='avg' (CLI --maxpool=avg)" in lines[3] and "no exact max" in lines[3]
 
 
+def pool_then_resizes_model() -> onnx.ModelProto:
+    """MaxPool, then two linear Resizes, each after the node before it: every one refused."""
+    scales = helper.make_tensor("scales", TensorProto.FLOAT, [4], [1, 1, 2, 2])
+    nodes = [
+        helper.make_node("MaxPool", ["image"], ["p"], name="/pool/MaxPool",
+                         kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("MaxPool", ["p"], ["q"], name="/pool2/MaxPool",
+                         kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node("Resize", ["q", "", "scales"], ["r"], name="/up1/Resize",
+                         mode="cubic"),
+        helper.make_node("Resize", ["r", "", "scales"], ["s"], name="/up2/Resize",
+                         mode="cubic"),
+        helper.make_node("Relu", ["s"], ["y"], name="/act/Relu"),
+    ]
+    m = model(nodes, {"image": (1, 2, 8, 8)}, {"y": ANY4})
+    m.graph.initializer.append(scales)
+    return m
+
+
+def test_refusals_after_a_refused_node_are_listed_too(tmp_path):
+    path = save(pool_then_resizes_model(), tmp_path / "pools.onnx")
+    with pytest.raises(UnsupportedModelError) as err:
+        import_onnx(path)
+    assert [(r.node, r.op_type) for r in err.value.refusals] == [
+        ("/pool/MaxPool", "MaxPool"), ("/pool2/MaxPool", "MaxPool"),
+        ("/up1/Resize", "Resize"), ("/up2/Resize", "Resize")]
+    assert "Resize mode 'cubic'" in err.value.refusals[3].why
+    graph = err.value.graph
+    assert [op.name for op in graph.ops] == ["onnx.MaxPool", "onnx.MaxPool", "onnx.Resize",
+                                             "onnx.Resize", "act.relu"]
+    assert graph.ops[3].result.type.shape == (1, 2, 8, 8)
+
+
+def test_inspect_shows_a_model_with_refused_nodes(tmp_path, capsys):
+    from snncc.cli.main import main
+
+    path = save(pool_then_resizes_model(), tmp_path / "pools.onnx")
+    assert main(["inspect", str(path)]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip()}
+    assert rows["p"].split()[1] == "onnx.MaxPool" and rows["p"].endswith("refused")
+    assert rows["s"].split()[1] == "onnx.Resize" and rows["s"].endswith("refused")
+    assert rows["y"].split()[1] == "act.relu" and not rows["y"].endswith("refused")
+    assert "4 node(s) cannot be compiled to a spiking network:" in out
+    assert main(["inspect", str(path), "--maxpool", "avg"]) == 0
+    out = capsys.readouterr().out
+    assert "2 node(s) cannot be compiled" in out and "syn.avgpool2d" in out
+
+
 def test_other_domains_are_refused(tmp_path):
     m = model([helper.make_node("FusedConv", ["image"], ["y"], name="/f", domain="com.microsoft")],
               {"image": (1, 1, 4, 4)}, {"y": ANY4})

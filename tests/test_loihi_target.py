@@ -170,7 +170,8 @@ def test_untiled_graph_is_refused():
 
 def test_too_big_run_is_refused_with_estimate():
     g, _ = tiled(spiking_unet(16))
-    with pytest.raises(SnnccError, match=r"too big: estimated .* s .*MiB.*max-seconds"):
+    with pytest.raises(SnnccError, match=r"too big: estimated .* s .*MiB.*loihi mode .* would "
+                       r"take about \d+ s: --target numpy --mode loihi.*max-seconds"):
         LoihiTarget(max_seconds=1e-6).run(g, [np.zeros((1, 1, 16, 16))], "emulator",
                                           timesteps=100)
 

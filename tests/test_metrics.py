@@ -7,7 +7,8 @@ from collections import deque
 import numpy as np
 import pytest
 
-from snncc.evaluate.metrics import mean_metrics, rand_error, segmentation_metrics, to_mask
+from snncc.diagnostics import UsageError
+from snncc.evaluate.metrics import Head, mean_metrics, rand_error, segmentation_metrics
 
 
 def test_accuracy_iou_dice_by_hand():
@@ -91,11 +92,25 @@ def test_rand_error_matches_pair_counting(seed):
     assert 0.0 < rand_error(pred, label) < 1.0
 
 
-def test_to_mask_sigmoid_and_softmax():
+def test_each_head_decides_at_its_boundary():
     prob = np.array([[[0.2, 0.7]]])
-    assert to_mask(prob).tolist() == [[False, True]]
+    assert Head("sigmoid").mask(prob).tolist() == [[False, True]]
+    logits = np.array([[[-0.1, 0.3]]])  # probabilities 0.475 and 0.574
+    assert Head("logits").mask(logits).tolist() == [[False, True]]
+    assert np.allclose(Head("logits").probability(logits), 1 / (1 + np.exp(-logits[0])))
     scores = np.array([[[0.6, 0.1]], [[0.4, 0.9]]])  # 2 classes: last is foreground
-    assert to_mask(scores).tolist() == [[False, True]]
+    assert Head("softmax").mask(scores).tolist() == [[False, True]]
+    assert Head("logits").mask(scores * 5 - 2).tolist() == [[False, True]]
+
+
+def test_threshold_overrides_the_boundary():
+    assert Head("sigmoid", 0.8).mask(np.array([[[0.2, 0.7, 0.9]]])).tolist() == [
+        [False, False, True]]
+    assert Head("logits", -0.2).mask(np.array([[[-0.1, -0.3]]])).tolist() == [[True, False]]
+    probs = np.array([[[0.3, 0.1]], [[0.7, 0.9]]])
+    assert Head("softmax", 0.8).mask(probs).tolist() == [[False, True]]
+    with pytest.raises(UsageError, match="argmax; a threshold applies"):
+        Head("logits", 0.5).check(3)
 
 
 def test_mean_metrics():

@@ -55,7 +55,7 @@ def test_staged_compile_equals_one_shot(model, tmp_path):
     placed = report["pass_reports"]["partition-chips"]
     assert ctx.report["partition-chips"] == placed
     assert placed["traffic"].startswith("scale-rates")  # rates came from the IR, not a report
-    estimate = compile_estimate(two_step, report["energy_estimate"]["ann"]["macs"], 1e-3)
+    estimate = compile_estimate(two_step, report["energy_estimate"]["ann"]["macs"], [1e-3])
     assert estimate["loihi"] == pytest.approx(report["energy_estimate"]["loihi"])
 
 

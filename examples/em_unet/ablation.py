@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         for mode in args.modes:
             start = time.perf_counter()
             settings = EvalSettings(max(sweep), mode, args.crops, args.seed, 16, False,
-                                    sweep, False, EnergyConstants())
+                                    sweep, False, constants=EnergyConstants())
             s = evaluate(graph, ann, data, settings).summary
             hit = needed(s["sweep"], args.tolerance)
             rows.append({"model": name, "onnx": str(onnx), "mode": mode,

@@ -24,6 +24,7 @@ from snncc.cli.common import (
     run_pipeline,
 )
 from snncc.cli.outputs import REPORT, atomic_directory, check_output_dir
+from snncc.data.images import describe_calibration
 from snncc.diagnostics import SnnccError, UsageError
 from snncc.evaluate.compare import OnnxModel
 from snncc.evaluate.estimate import compile_estimate
@@ -48,11 +49,11 @@ def parse_input_shapes(items: list[str]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def ann_seconds(model: Path, graph: Graph) -> float:
-    """onnxruntime's time for one inference of `model` on a random input of the graph's
-    input shape (the shape `--input-shape` bound)."""
+def ann_seconds(model: Path, graph: Graph) -> list[float]:
+    """onnxruntime's times for one-image inferences of `model` on a random input of the
+    graph's input shape (the shape `--input-shape` bound)."""
     batch = np.random.default_rng(0).random(graph.inputs[0].type.shape, dtype=np.float32)
-    return OnnxModel(model).seconds_per_inference(batch)
+    return OnnxModel(model).inference_seconds(batch)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -86,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     graph = import_onnx(args.model, parse_input_shapes(args.input_shape), maxpool=args.maxpool)
     macs = count_macs(graph)
+    source_parameters = summarize(graph)["parameters"]
     ctx = make_context(args, graph, args.model)
     pipeline = args.passes if args.passes is not None else target.default_pipeline
     results = run_pipeline(args, graph, pipeline, ctx)
@@ -103,6 +105,10 @@ def run(args: argparse.Namespace) -> int:
             "pipeline": pipeline,
             "passes": [{"name": r.name, "changed": r.changed, "seconds": round(r.seconds, 4)}
                        for r in results],
+            "source_parameters": source_parameters,
+            "calibration": None if ctx.calibration is None or args.calibration is None
+            else describe_calibration(args.calibration, ctx.calibration),
+            "stats_file": None if args.stats is None else str(args.stats.resolve()),
             "summary": summarize(graph),
             "pass_reports": ctx.report,
             "target_report": emitted,
@@ -118,8 +124,15 @@ def run(args: argparse.Namespace) -> int:
 def human_summary(report: dict[str, Any]) -> str:
     """A few lines a person reads first: size, cores, chips, expected energy per image."""
     s, t = report["summary"], report["target_report"] or {}
-    lines = [f"  {s['neurons']:,} neurons, {s['synapses']:,} synapses, "
-             f"{s['parameters']:,} parameters"]
+    synapses = f"{s['synapses']:,} synapses"
+    split = t.get("synapses")
+    if isinstance(split, dict):
+        synapses += (f" ({split['on_chip']:,} on chip, {split['host']:,} into the host "
+                     "readouts)")
+    lines = [f"  {s['neurons']:,} neurons, {synapses} per image",
+             f"  {report['source_parameters']:,} model parameters (the ONNX model's constants), "
+             f"stored as {s['parameters']:,} weights after the passes (fuse-linear composes "
+             "kernels)"]
     if t.get("cores") is not None:
         chips = t.get("chips") or t.get("chips_needed_at_least")
         traffic = t.get("interchip_spikes_per_step")
@@ -129,9 +142,12 @@ def human_summary(report: dict[str, Any]) -> str:
     e = report.get("energy_estimate")
     if e:
         loihi, ann = e["loihi"]["total"], e["ann"]
+        spread = ann["cpu_measured_spread"]
         lines.append(
             f"  energy per image, expected at T = {e['timesteps']}: Loihi "
-            f"{loihi * 1e3:.3g} mJ; ANN on this CPU {ann['cpu_measured'] * 1e3:.3g} mJ "
-            f"measured, {ann['cpu_counted'] * 1e3:.3g} mJ counted from MACs "
-            "(estimate from activation statistics; `snncc eval` measures it)")
+            f"{loihi * 1e3:.3g} mJ (estimate from activation statistics; `snncc eval` "
+            f"measures it); ANN on this CPU {ann['cpu_measured'] * 1e3:.3g} mJ measured "
+            f"(median of {spread['runs']} runs, {spread['min'] * 1e3:.3g}–"
+            f"{spread['max'] * 1e3:.3g} mJ, × {e['constants']['cpu_power_w']:g} W), "
+            f"{ann['cpu_counted'] * 1e3:.3g} mJ counted from MACs")
     return "\n".join(lines)

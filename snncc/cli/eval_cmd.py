@@ -3,8 +3,10 @@
 The ANN is the ONNX model the compiled directory was made from (report.json's
 `source_model`, or --onnx), run by onnxruntime; the SNN is the compiled graph run by the
 numpy spiking simulator (--mode ideal or loihi). DIR holds image/N.png and label/N.png
-(label 255 = foreground). Images larger than the model input are tiled; --crops K scores K
-seeded random crops per image instead. Metrics: pixel accuracy, foreground IoU, Dice and
+(label 255 = foreground). Whole images (EM slices) are scored as a user segments them:
+overlap-tiled (--margin) and stitched; --crops K scores K seeded random crops of the model's
+input size per image instead. Outputs are decided at the head's boundary (probability 0.5,
+logit 0, or argmax; --threshold overrides). Metrics: pixel accuracy, foreground IoU, Dice and
 the foreground-restricted Rand error, plus each layer's mean firing rate, and the energy
 per inference on Loihi versus the ANN on a CPU / GPU (docs/energy.md). --sweep scores the
 SNN again at other timestep counts. The summary (without per-image rows) is recorded in
@@ -39,6 +41,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--crops", type=int, default=0, metavar="K",
                    help="score K seeded random crops per image instead of tiling it")
     p.add_argument("--seed", type=int, default=0, help="seed of the crops (default: 0)")
+    p.add_argument("--margin", type=int, metavar="PX",
+                   help="overlap-tile margin for whole images: each tile contributes its "
+                   "centre, PX pixels in from its edges (default: a quarter of the tile, "
+                   "16 for a 64×64 model)")
+    p.add_argument("--threshold", type=float,
+                   help="foreground when the probability (sigmoid, softmax) or logit exceeds "
+                   "this (default: the head's decision boundary: 0.5, logit 0, or argmax)")
     p.add_argument("--indices", help="images to use, e.g. 20-24 or 1,3 (default: all)")
     p.add_argument("--onnx", type=Path, help="the ANN (default: report.json's source_model)")
     p.add_argument("--sweep", metavar="T1,T2,...",
@@ -92,9 +101,9 @@ def check_options(args: argparse.Namespace) -> None:
                          "(read-only or permission denied); pass --no-record")
 
 
-def inferences(graph: Graph, images: tuple[int, ...], crops: int) -> int:
-    """Model inputs an evaluation of N×H×W images runs: crops or covering tiles."""
-    from snncc.data.images import tile_origins
+def inferences(graph: Graph, images: tuple[int, ...], crops: int, margin: int | None) -> int:
+    """Model inputs an evaluation of N×H×W images runs: crops or overlap tiles."""
+    from snncc.data.images import Tiling
 
     count, rows, cols = images
     if crops:
@@ -102,11 +111,11 @@ def inferences(graph: Graph, images: tuple[int, ...], crops: int) -> int:
     height, width = graph.inputs[0].type.shape[-2:]
     if height > rows or width > cols:
         return count
-    return count * len(tile_origins(rows, height)) * len(tile_origins(cols, width))
+    return count * len(Tiling.plan((rows, cols), (height, width), margin).origins)
 
 
 def run(args: argparse.Namespace) -> int:
-    from snncc.data.images import load_labelled, parse_indices
+    from snncc.data.images import calibration_overlap, load_labelled, parse_indices
     from snncc.evaluate import EvalSettings, OnnxModel, evaluate, load_compiled
     from snncc.hw.energy import EnergyConstants
     from snncc.sim.spiking import readout_delay
@@ -124,20 +133,28 @@ def run(args: argparse.Namespace) -> int:
     if not args.data.is_dir():
         raise SnnccError(f"{args.data}: no such directory (--data)")
     data = load_labelled(args.data, parse_indices(args.indices) if args.indices else None)
+    overlap = calibration_overlap(report.get("calibration"), args.data, data.names)
+    if overlap:
+        print(f"warning: image(s) {', '.join(overlap)} were also calibration images for "
+              f"{args.compiled} (report.json 'calibration'): the SNN's scale was fitted on "
+              "what it is scored on; calibrate on other images (e.g. --calibration with the "
+              "training slices only)", file=sys.stderr)
     steps = args.timesteps or graph.attrs.timesteps
     sweep = parse_sweep(args.sweep) if args.sweep else ()
-    check_run_size(graph, inferences(graph, data.images.shape, args.crops),
+    check_run_size(graph, inferences(graph, data.images.shape, args.crops, args.margin),
                    max((steps, *sweep)), args.batch_size, NumpyTarget.max_seconds)
     if args.plots and not sweep:
         sweep = _default_sweep(steps, readout_delay(graph))
     settings = EvalSettings(steps, args.mode, args.crops, args.seed, args.batch_size,
-                            not args.no_progress, sweep, args.plots is not None, constants)
+                            not args.no_progress, sweep, args.plots is not None, args.margin,
+                            args.threshold, constants)
     ev = evaluate(graph, ann, data, settings)
     result = ev.summary
+    result["calibration_overlap"] = overlap
     if args.plots:
         from snncc.evaluate.plots import write_plots
 
-        result["plots"] = [str(p) for p in write_plots(args.plots, ev)]
+        result["plots"] = [str(p) for p in write_plots(args.plots, ev, ann.path.name)]
     if not args.no_record and (args.compiled / "report.json").is_file():
         _record(args.compiled / "report.json", report, result, args)
     if args.json:
@@ -158,8 +175,10 @@ def _record(path: Path, report: dict[str, Any], result: dict[str, Any],
 
 
 def _print_table(result: dict[str, Any]) -> None:
-    print(f"{result['images']} image(s) ({result['inferences']} inference(s)), "
-          f"T = {result['timesteps']}, mode {result['mode']}, mean rate "
+    scored = (f"{result['images']} crop(s)" if result["crops_per_image"] else
+              f"{result['images']} whole image(s), overlap-tiled with margin {result['margin']}")
+    print(f"{scored} ({result['inferences']} inference(s) of the model input), "
+          f"{result['decision']}, T = {result['timesteps']}, mode {result['mode']}, mean rate "
           f"{result['mean_rate_hz']:.1f} Hz, ANN/SNN pixel agreement "
           f"{100 * result['ann_snn_agreement']:.2f} %")
     print(f"{'':6}" + "".join(f"{c:>16}" for c in COLUMNS))
@@ -167,21 +186,26 @@ def _print_table(result: dict[str, Any]) -> None:
         print(f"{key.upper():6}" + "".join(f"{result[key][c]:16.4f}" for c in COLUMNS))
     for row in result.get("sweep", []):
         print(f"  T = {row['timesteps']:5d}: SNN pixel accuracy "
-              f"{100 * row['snn']['pixel_accuracy']:.2f} % (gap {row['gap_points']:+.2f} "
-              f"points), {row['mean_rate_hz']:.1f} Hz, Loihi {1e6 * row['loihi_j']:.1f} µJ")
+              f"{100 * row['snn']['pixel_accuracy']:.2f} % (ANN − SNN "
+              f"{row['gap_points']:+.2f} points; positive: the SNN is behind), "
+              f"{row['mean_rate_hz']:.1f} Hz, Loihi {1e6 * row['loihi_j']:.1f} µJ")
     e = result["energy"]
     counts = e["loihi_counts"]
     print(f"energy per inference at T = {e['timesteps']}: Loihi "
           f"{1e6 * e['loihi']['total']:.1f} µJ ({counts['synaptic_ops']:.3g} synaptic ops, "
           f"{counts['chips']} chip(s), {100 * counts['interchip_fraction']:.1f} % of spike "
           f"messages between chips); ANN on CPU {1e6 * e['ann']['cpu_measured']:.1f} µJ "
-          f"measured ({1e3 * e['ann']['cpu_seconds']:.2f} ms), "
+          f"measured ({1e3 * e['ann']['cpu_seconds']:.2f} ms, median of "
+          f"{e['ann']['cpu_measured_spread']['runs']} runs: "
+          f"{1e6 * e['ann']['cpu_measured_spread']['min']:.1f}–"
+          f"{1e6 * e['ann']['cpu_measured_spread']['max']:.1f} µJ), "
           f"{1e6 * e['ann']['cpu_counted']:.1f} µJ counted; GPU "
           f"{1e6 * e['ann']['gpu_counted']:.1f} µJ counted")
     ratio = e["ratio"]
     if ratio["cpu_measured"] is not None:
-        print(f"ANN/Loihi energy ratio: CPU measured {ratio['cpu_measured']:.2f}x, CPU counted "
-              f"{ratio['cpu_counted']:.2f}x, GPU counted {ratio['gpu_counted']:.2f}x")
+        print(f"ANN energy / Loihi energy (above 1: Loihi uses less): CPU measured "
+              f"{ratio['cpu_measured']:.3g}x, CPU counted {ratio['cpu_counted']:.3g}x, GPU "
+              f"counted {ratio['gpu_counted']:.3g}x")
     if counts["placement"] != "partition-chips":
         print(f"note: {counts['placement']}")
     for path in result.get("plots", []):

@@ -1,7 +1,9 @@
 """`snncc inspect PATH [--json]`: what is in an ONNX file, an IR dump or a compiled dir.
 
 Shows the op table, per-layer shapes, neuron and synapse counts, and — for a compiled
-directory — what the target and the passes reported (resources, placement).
+directory — what the target and the passes reported (resources, placement). An ONNX model
+with nodes snncc cannot compile is shown too: each refused node stands in the layer table
+as `onnx.<OpType>`, marked "refused", and the table of refusals follows.
 """
 
 from __future__ import annotations
@@ -9,12 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from snncc.diagnostics import SnnccError
 from snncc.evaluate.compiled import load_compiled
 from snncc.ir.graph import Graph
+from snncc.ir.location import OnnxLoc
+from snncc.ir.op import OpaqueOp
 from snncc.ir.summary import summarize
 
 
@@ -26,6 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     p.add_argument("--input-shape", action="append", default=[], metavar="NAME=D1,D2,...",
                    help="bind a dynamic input shape of an ONNX model (repeatable)")
+    p.add_argument("--maxpool", choices=["error", "avg"], default="error",
+                   help="ONNX MaxPool: refused (marked, default) or read as average pooling")
     p.set_defaults(run=run)
 
 
@@ -65,18 +73,26 @@ def _render_placement(p: dict[str, Any]) -> list[str]:
 
 def render(info: dict[str, Any]) -> str:
     s = info["summary"]
+    refused = {r["value"] for r in info.get("refused", [])}
     out = [
         f"graph @{s['graph']}  inputs {s['inputs']}  outputs {s['outputs']}",
         f"properties: {', '.join(s['properties']) or 'none'}",
-        f"parameters {s['parameters']:,}   neurons {s['neurons']:,}   "
+        f"weights stored {s['parameters']:,}   neurons {s['neurons']:,}   "
         f"synapses {s['synapses']:,} (per image)",
         "",
         _table([[k, str(v)] for k, v in s["ops"].items()], ["op", "count"]),
         "",
         _table([[r["name"], r["op"], "x".join(map(str, r["shape"])), str(r["neurons"] or ""),
-                 str(r["synapses"] or "")] for r in s["layers"]],
-               ["value", "op", "shape", "neurons", "synapses"]),
+                 str(r["synapses"] or ""), "refused" if r["name"] in refused else ""]
+                for r in s["layers"]],
+               ["value", "op", "shape", "neurons", "synapses", "note"]),
     ]
+    if info.get("refused"):
+        from snncc.frontend.onnx.errors import Refusal, format_table
+
+        rows = [Refusal(r["node"], r["op_type"], r["why"], r["todo"]) for r in info["refused"]]
+        out += ["", f"{len(rows)} node(s) cannot be compiled to a spiking network:",
+                format_table(rows)]
     if info.get("placement"):
         out += _render_placement(info["placement"])
     if info.get("target_report"):
@@ -105,6 +121,23 @@ def _render_target(t: dict[str, Any]) -> list[str]:
     return out
 
 
+def _onnx_info(load: Callable[[], Graph]) -> dict[str, Any]:
+    """The summary of an imported ONNX model; for one with refused nodes, the partial
+    graph's summary (refused nodes as placeholder ops) and the refusals, each with the
+    value that stands for it."""
+    from snncc.frontend.onnx.errors import UnsupportedModelError
+
+    try:
+        return {"summary": summarize(load())}
+    except UnsupportedModelError as err:
+        if err.graph is None:
+            raise
+        by_node = {op.loc.node: op.result.name for op in err.graph.ops
+                   if isinstance(op, OpaqueOp) and isinstance(op.loc, OnnxLoc)}
+        return {"summary": summarize(err.graph),
+                "refused": [{**asdict(r), "value": by_node.get(r.node)} for r in err.refusals]}
+
+
 def run(args: argparse.Namespace) -> int:
     path: Path = args.path
     if not path.exists():
@@ -113,8 +146,8 @@ def run(args: argparse.Namespace) -> int:
         from snncc.cli.compile_cmd import parse_input_shapes
         from snncc.frontend.onnx import import_onnx
 
-        graph = import_onnx(path, parse_input_shapes(args.input_shape), maxpool="avg")
-        info: dict[str, Any] = {"summary": summarize(graph)}
+        info: dict[str, Any] = _onnx_info(
+            lambda: import_onnx(path, parse_input_shapes(args.input_shape), args.maxpool))
     else:
         graph, report = load_compiled(path)
         info = {"summary": summarize(graph), "placement": placement(graph),

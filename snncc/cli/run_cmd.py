@@ -1,10 +1,15 @@
 """`snncc run OUTDIR --input X`: run a compiled network on an image or an array.
 
 Inputs: `.npy` (N×C×H×W, C×H×W or H×W) or an image file (8-bit gray → [0, 1]); one gray
-image larger than the model input (an EM slice, say) is covered by model-sized tiles whose
-outputs are stitched back (overlaps averaged), as `snncc eval` does. Output:
-`.npy` with the raw outputs, or `.png` with the first output channel of the first image
-as an 8-bit picture (probabilities 0..1 → 0..255).
+image larger than the model input (an EM slice, say) is overlap-tiled as `snncc eval` does:
+mirrored at its borders, cut into model-sized tiles that overlap by --margin pixels on each
+side, each tile contributing its centre to the stitched output. Output: `.npy` with the raw
+outputs, or `.png` with the foreground probability of the first image as an 8-bit picture
+(0..1 → 0..255; a model that outputs logits is passed through its sigmoid or softmax).
+
+A network compiled for Loihi runs by default on the numpy target's `loihi` mode
+(nengo-loihi's integer dynamics, bit-faithful to its emulator and far faster); the
+emulator runs only when asked for (--target loihi or --mode emulator).
 
 Spiking modes (`--mode ideal|loihi`; `spiking` means `ideal`, the default for a spiking
 graph on the numpy target) can show the prediction converging: `--frames FILE` writes
@@ -16,9 +21,9 @@ run measured (per-layer firing rates and spike counts) as JSON.
 from __future__ import annotations
 
 import argparse
+import io
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +38,10 @@ from snncc.cli.outputs import (
     image_suffixes,
     staged_outputs,
 )
-from snncc.data.images import check_values, read_gray, stitch, tiles
+from snncc.data.images import Tiling, check_values, read_gray
 from snncc.diagnostics import SnnccError, UsageError
 from snncc.evaluate.compiled import load_compiled
+from snncc.evaluate.metrics import Head, output_head
 from snncc.ir.graph import Graph
 from snncc.ir.types import TensorType
 from snncc.pipeline.target import Target
@@ -47,10 +53,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("compiled", type=Path,
                    help="a compiled directory (`snncc compile -o DIR`) or an .snnir file")
     p.add_argument("--input", type=Path, required=True, help="an .npy array or an image file")
-    p.add_argument("--target", help="target to run on (default: the one compiled for)")
+    p.add_argument("--target", help="target to run on (default: the one compiled for; numpy "
+                   "for a network compiled for loihi)")
     p.add_argument("--mode", help="simulation mode (see `snncc targets`; default: the "
-                   "target's first)")
+                   "target's first, loihi for a network compiled for loihi)")
     p.add_argument("--timesteps", type=int, help="timesteps for spiking modes")
+    p.add_argument("--margin", type=int, metavar="PX",
+                   help="overlap-tile margin for an image larger than the model input "
+                   "(default: a quarter of the tile, 16 for a 64×64 model)")
     p.add_argument("-o", "--output", type=Path, help="output .npy or .png (default: print)")
     p.add_argument("--frames", type=Path, metavar="FILE",
                    help="spiking modes: the output as it converges, a .png strip or .npy")
@@ -62,22 +72,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-@dataclass(frozen=True)
-class Tiling:
-    """How a large gray image was cut into model-sized tiles, to put the outputs back."""
-
-    origins: list[tuple[int, int]]
-    size: tuple[int, int]
-
-    def stitch(self, out: np.ndarray) -> np.ndarray:
-        """Tile outputs (n×C×h×w) → one image's output (1×C×H×W)."""
-        return np.stack([stitch(out[:, c], self.origins, self.size)
-                         for c in range(out.shape[1])])[None]
-
-
-def load_input(path: Path, expected: TensorType) -> tuple[np.ndarray, Tiling | None]:
-    """Read an array or image and shape it as a batch of the graph's input (tiled when it
-    is one gray image larger than the input)."""
+def load_input(path: Path, expected: TensorType, margin: int | None
+               ) -> tuple[np.ndarray, Tiling | None]:
+    """Read an array or image and shape it as a batch of the graph's input (overlap-tiled
+    when it is one gray image larger than the input)."""
     if not path.is_file():
         raise SnnccError(f"{path}: no such input file")
     if path.suffix == ".npy":
@@ -92,8 +90,8 @@ def load_input(path: Path, expected: TensorType) -> tuple[np.ndarray, Tiling | N
     gray = array.squeeze()
     if (channels == 1 and gray.ndim == 2 and gray.shape != (height, width)
             and gray.shape[0] >= height and gray.shape[1] >= width):
-        pieces, origins = tiles(gray, height, width)
-        return pieces[:, None], Tiling(origins, gray.shape)
+        tiling = Tiling.plan(gray.shape, (height, width), margin)
+        return tiling.cut(gray)[:, None], tiling
     while array.ndim < len(expected.shape):
         array = array[None]
     if array.shape[1:] != per_image:
@@ -108,9 +106,9 @@ def frame_steps(first: int, steps: int, count: int) -> list[int]:
     return sorted({round(first + (steps - first) * (k + 1) / count) for k in range(count)})
 
 
-def _picture(out: np.ndarray) -> np.ndarray:
-    """First output channel of the first image as 8-bit gray (0..1 → 0..255)."""
-    picture = np.clip(out[0, 0] if out.ndim == 4 else out[0], 0, 1)
+def _picture(out: np.ndarray, head: Head) -> np.ndarray:
+    """Foreground probability of the first image as 8-bit gray (0..1 → 0..255)."""
+    picture = np.clip(head.probability(out[0]) if out.ndim == 4 else out[0], 0, 1)
     return (picture * 255).round().astype(np.uint8)
 
 
@@ -135,17 +133,27 @@ def check_outputs(args: argparse.Namespace) -> None:
         raise UsageError("-o, --frames and --report must name different files")
 
 
+def choose_target(compiled_for: str, target: str | None, mode: str | None
+                  ) -> tuple[Target, str | None]:
+    """The target and mode a run uses: as asked, else the one compiled for, except that a
+    network compiled for Loihi runs on the numpy target's bit-faithful `loihi` mode unless
+    the emulator (or hardware) is asked for by --target or --mode."""
+    mode = {"spiking": "ideal"}.get(mode, mode) if mode else None
+    if target is None and compiled_for == "loihi" and mode not in ("emulator", "hardware"):
+        return parse_target("numpy"), mode or "loihi"
+    return parse_target(target or compiled_for), mode
+
+
 def run(args: argparse.Namespace) -> int:
     check_outputs(args)
     graph, report = load_compiled(args.compiled)
-    target = parse_target(args.target or report.get("target", "numpy"))
-    mode = {"spiking": "ideal"}.get(args.mode, args.mode) if args.mode else None
+    target, mode = choose_target(report.get("target", "numpy"), args.target, args.mode)
     if mode is None:
         spiking = "spiking" in graph.attrs.properties and "ideal" in target.modes
         mode = "ideal" if spiking else target.modes[0]
-    batch, tiling = load_input(args.input, graph.inputs[0].type)
+    batch, tiling = load_input(args.input, graph.inputs[0].type, args.margin)
     inputs = [batch]
-    whole = tiling.stitch if tiling is not None else (lambda out: out)
+    whole = (lambda out: tiling.stitch(out)[None]) if tiling is not None else (lambda out: out)
     if mode in ("ideal", "loihi", "emulator", "hardware"):
         steps = args.timesteps or graph.attrs.timesteps
         from snncc.sim.spiking import readout_delay
@@ -155,17 +163,18 @@ def run(args: argparse.Namespace) -> int:
                              f"{readout_delay(graph)} steps (one step per layer plus the lag "
                              "of synaptic filters); use more")
     with staged_outputs() as out:
-        _run(args, graph, target, mode, inputs, whole, out)
+        _run(args, graph, report, target, mode, inputs, tiling, whole, out)
     for path in (args.frames, args.output, args.report):
         if path is not None:
             print(f"wrote {path}", file=sys.stderr)
     return 0
 
 
-def _run(args: argparse.Namespace, graph: Graph, target: Target, mode: str,
-         inputs: list[np.ndarray], whole: Callable[[np.ndarray], np.ndarray],
-         staged: StagedOutputs) -> None:
+def _run(args: argparse.Namespace, graph: Graph, report: dict, target: Target, mode: str,
+         inputs: list[np.ndarray], tiling: Tiling | None,
+         whole: Callable[[np.ndarray], np.ndarray], staged: StagedOutputs) -> None:
     """Run, and stage the output files (renamed into place together when all succeeded)."""
+    head = Head(output_head(graph))
     if args.frames is None:
         result = target.run(graph, inputs, mode, timesteps=args.timesteps,
                             progress=not args.no_progress)
@@ -176,23 +185,42 @@ def _run(args: argparse.Namespace, graph: Graph, target: Target, mode: str,
         from snncc.sim.spiking import readout_delay, run_spiking
 
         steps = args.timesteps or graph.attrs.timesteps
-        first = readout_delay(graph) + 1
+        delay = readout_delay(graph)
         result = run_spiking(graph, inputs, mode, timesteps=steps,
                              progress=not args.no_progress,
-                             frames=frame_steps(first, steps, args.frame_count))
-        stack = [whole(result.frames[t][0]) for t in sorted(result.frames)]
-        staged.write(args.frames, _encode(args.frames, np.stack(stack)
-                                          if args.frames.suffix == ".npy"
-                                          else np.concatenate([_picture(o) for o in stack],
-                                                              axis=1)))
-        print(f"frames after {', '.join(map(str, sorted(result.frames)))} steps",
-              file=sys.stderr)
+                             frames=frame_steps(delay + 1, steps, args.frame_count))
+        stack = {t: whole(result.frames[t][0]) for t in sorted(result.frames)}
+        if args.frames.suffix == ".npy":
+            staged.write(args.frames, encode_npy(np.stack(list(stack.values()))))
+        else:
+            from snncc.evaluate.plots import plot_frames
+
+            picture = io.BytesIO()
+            plot_frames(picture, {t: head.probability(o[0]) for t, o in stack.items()},
+                        f"{Path(report.get('source_model', args.compiled)).name}, {mode} mode",
+                        steps, delay)
+            staged.write(args.frames, picture.getvalue())
+        print(f"frames after {', '.join(map(str, stack))} steps; the first {delay} steps are "
+              "the readout delay, before any spike reaches the output", file=sys.stderr)
     out = whole(result.outputs[0])
     if args.output is None:
         np.set_printoptions(precision=4, threshold=64)
         print(out)
     else:
         staged.write(args.output, _encode(args.output, out if args.output.suffix == ".npy"
-                                          else _picture(out)))
+                                          else _picture(out, head)))
     if args.report is not None:
-        staged.write(args.report, json_text({"mode": mode, **result.stats}))
+        staged.write(args.report, json_text({**result.stats, "target": target.name,
+                                             "mode": mode,
+                                             "input": _input_facts(args.input, inputs[0],
+                                                                   tiling)}))
+
+
+def _input_facts(path: Path, batch: np.ndarray, tiling: Tiling | None) -> dict[str, object]:
+    """What was run: the images given, and how many model inputs (tiles) they became (the
+    run's `images` count model inputs)."""
+    if tiling is None:
+        return {"file": str(path), "images": len(batch), "model_inputs": len(batch)}
+    return {"file": str(path), "images": 1, "image_size": list(tiling.size),
+            "model_inputs": len(batch), "tiles": len(tiling.origins),
+            "tile": list(tiling.tile), "margin": tiling.margin}

@@ -7,8 +7,9 @@ Accepted layouts:
 - a directory of images (`*.png`, `*.tif`, ...) without labels (calibration only);
 - an `.npy` array of images, N×C×H×W, N×H×W or H×W, values as the model expects.
 
-Pixels are scaled to [0, 1]. Images larger than the model input are cut into tiles that
-cover them (`tile_origins`); `random_crops` draws seeded crops instead.
+Pixels are scaled to [0, 1]. Images larger than the model input are covered by overlapping
+tiles (`Tiling`: overlap-tile with mirrored borders, each tile contributing its centre);
+`random_crops` draws seeded crops instead.
 """
 
 from __future__ import annotations
@@ -138,23 +139,65 @@ def tile_origins(size: int, tile: int) -> list[int]:
     return starts
 
 
-def tiles(image: np.ndarray, height: int, width: int) -> tuple[np.ndarray, list[tuple[int, int]]]:
-    """Cut an H×W image into covering height×width tiles: (n, height, width) and origins."""
-    origins = [(r, c) for r in tile_origins(image.shape[0], height)
-               for c in tile_origins(image.shape[1], width)]
-    return np.stack([image[r:r + height, c:c + width] for r, c in origins]), origins
+def default_margin(tile: tuple[int, int]) -> int:
+    """A quarter of the tile: 16 pixels for the shipped EM U-Net's 64×64 input, where seams
+    vanish (measured: docs/cli.md, "Seams")."""
+    return min(tile) // 4
 
 
-def stitch(pieces: np.ndarray, origins: list[tuple[int, int]], shape: tuple[int, int]
-           ) -> np.ndarray:
-    """Inverse of `tiles` for per-pixel predictions: overlapping pixels are averaged."""
-    total = np.zeros(shape, np.float64)
-    count = np.zeros(shape, np.float64)
-    h, w = pieces.shape[-2:]
-    for piece, (r, c) in zip(pieces, origins, strict=True):
-        total[r:r + h, c:c + w] += piece
-        count[r:r + h, c:c + w] += 1
-    return (total / count).astype(np.float32)
+@dataclass(frozen=True)
+class Tiling:
+    """Overlap-tile (Ronneberger et al. 2015): how an H×W image is covered by model-sized
+    tiles and their outputs put back together.
+
+    The image is mirrored by `margin` pixels at its borders. Tiles step by their centre,
+    the tile less `margin` on each side, so that the centres cover the image (the last row
+    and column of tiles flush with its end); each tile contributes only its centre, whose
+    pixels saw at least `margin` pixels of context on every side. Where centres overlap
+    (at the last row and column) their outputs are averaged. `margin` 0 is plain tiling.
+    `origins` are the tiles' top-left corners in the mirrored image.
+    """
+
+    size: tuple[int, int]
+    tile: tuple[int, int]
+    margin: int
+    origins: tuple[tuple[int, int], ...]
+
+    @classmethod
+    def plan(cls, size: tuple[int, int], tile: tuple[int, int], margin: int | None = None
+             ) -> Tiling:
+        """The tiles that cover an image of `size` (H, W) with `tile`-sized inputs (margin
+        None: `default_margin`)."""
+        margin = default_margin(tile) if margin is None else margin
+        if margin < 0 or 2 * margin >= min(tile):
+            raise SnnccError(f"--margin {margin}: must be ≥ 0 and leave a tile centre, i.e. "
+                             f"below {(min(tile) + 1) // 2} for {tile[1]}x{tile[0]} tiles")
+        if size[0] < tile[0] - 2 * margin or size[1] < tile[1] - 2 * margin:
+            raise SnnccError(f"an image of {size[1]}x{size[0]} is smaller than a tile centre "
+                             f"({tile[1] - 2 * margin}x{tile[0] - 2 * margin}); use a smaller "
+                             "--margin")
+        rows = tile_origins(size[0], tile[0] - 2 * margin)
+        cols = tile_origins(size[1], tile[1] - 2 * margin)
+        return cls(size, tile, margin, tuple((r, c) for r in rows for c in cols))
+
+    def cut(self, image: np.ndarray) -> np.ndarray:
+        """The tiles (n×h×w) of one H×W image, mirrored at its borders."""
+        m = self.margin
+        padded = np.pad(image, m, mode="reflect") if m else image
+        h, w = self.tile
+        return np.stack([padded[r:r + h, c:c + w] for r, c in self.origins])
+
+    def stitch(self, pieces: np.ndarray) -> np.ndarray:
+        """Per-pixel outputs of the tiles (n×...×h×w) → the image's (...×H×W): each tile's
+        centre at its place, overlapping centres averaged."""
+        m = self.margin
+        h, w = self.tile[0] - 2 * m, self.tile[1] - 2 * m
+        total = np.zeros((*pieces.shape[1:-2], *self.size), np.float64)
+        count = np.zeros(self.size, np.float64)
+        for piece, (r, c) in zip(pieces, self.origins, strict=True):
+            total[..., r:r + h, c:c + w] += piece[..., m:m + h, m:m + w]
+            count[r:r + h, c:c + w] += 1
+        return (total / count).astype(np.float32)
 
 
 def random_crops(images: np.ndarray, labels: np.ndarray, count: int, height: int, width: int,
@@ -211,7 +254,7 @@ def load_calibration(path: Path, expected: TensorType) -> np.ndarray:
         except (OSError, ValueError, EOFError) as err:
             raise SnnccError(f"{path}: not a readable .npy array: {err}") from None
     elif path.is_dir():
-        directory = path / "image" if (path / "image").is_dir() else path
+        directory = _calibration_dir(path)
         files = _image_files(directory)
         if not files:
             raise SnnccError(f"{directory}: no calibration images (expected *.png files or an "
@@ -226,6 +269,30 @@ def load_calibration(path: Path, expected: TensorType) -> np.ndarray:
     if array.size == 0:
         raise SnnccError(f"{path}: the calibration set is empty")
     return _as_batch(array, expected, str(path))
+
+
+def _calibration_dir(path: Path) -> Path:
+    return path / "image" if (path / "image").is_dir() else path
+
+
+def describe_calibration(path: Path, batch: np.ndarray) -> dict[str, object]:
+    """What `load_calibration(path)` used, for report.json: the source, how many images
+    and model inputs, and the image files (resolved paths) when it read a directory."""
+    facts: dict[str, object] = {"source": str(path.resolve()), "model_inputs": len(batch)}
+    if path.is_dir():
+        files = _image_files(_calibration_dir(path))
+        facts.update(images=len(files), files=[str(p.resolve()) for p in files])
+    return facts
+
+
+def calibration_overlap(calibration: dict[str, object] | None, data: Path,
+                        names: Sequence[str]) -> list[str]:
+    """Names of the evaluated images (`data/image/<name>.*`) that were also calibration
+    images, as report.json's `calibration` records them."""
+    used = set(calibration.get("files", [])) if calibration else set()
+    image_dir = data / "image"
+    return [n for n in names
+            if any(str(p.resolve()) in used for p in image_dir.glob(f"{n}.*"))]
 
 
 def check_calibration(images: np.ndarray | None, expected: TensorType, who: str) -> np.ndarray:

@@ -9,7 +9,7 @@ from snncc.evaluate.compare import (
 )
 from snncc.evaluate.compiled import load_compiled
 from snncc.evaluate.energy_report import energy_report, onnx_macs
-from snncc.evaluate.metrics import METRICS, rand_error, segmentation_metrics, to_mask
+from snncc.evaluate.metrics import METRICS, Head, output_head, rand_error, segmentation_metrics
 from snncc.evaluate.traffic import ChipTraffic, chip_traffic
 
 __all__ = [
@@ -17,13 +17,14 @@ __all__ = [
     "ChipTraffic",
     "EvalSettings",
     "Evaluation",
+    "Head",
     "OnnxModel",
     "chip_traffic",
     "energy_report",
     "evaluate",
     "load_compiled",
     "onnx_macs",
+    "output_head",
     "rand_error",
     "segmentation_metrics",
-    "to_mask",
 ]

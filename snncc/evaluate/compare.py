@@ -2,9 +2,11 @@
 
 The ANN is the original ONNX model (the compiled directory's report.json names it as
 `source_model`), run by onnxruntime; the SNN is the compiled graph run by the numpy
-spiking simulator. Images larger than the model input are covered by tiles (overlaps
-averaged) and scored whole; with `crops` = K, K seeded random crops per image are scored
-instead, each as its own image. Energy is estimated per inference (one model input).
+spiking simulator. Whole images (slices) larger than the model input are covered by
+overlap-tiles (`Tiling`: mirrored borders, each tile contributing its centre) and scored
+whole; with `crops` = K, K seeded random crops of the model's input size per image are
+scored instead, each as its own image. Outputs become foreground masks at the decision
+boundary of the model's head (`Head`). Energy is estimated per inference (one model input).
 """
 
 from __future__ import annotations
@@ -17,10 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from snncc.data.images import LabelledImages, random_crops, stitch, tiles
+from snncc.data.images import LabelledImages, Tiling, random_crops
 from snncc.diagnostics import SnnccError
 from snncc.evaluate.energy_report import energy_report, onnx_macs
-from snncc.evaluate.metrics import mean_metrics, segmentation_metrics, to_mask
+from snncc.evaluate.metrics import Head, mean_metrics, output_head, segmentation_metrics
 from snncc.hw.energy import EnergyConstants
 from snncc.ir.graph import Graph
 from snncc.ir.ops.kinds import Neurons
@@ -29,7 +31,10 @@ from snncc.ir.ops.kinds import Neurons
 @dataclass(frozen=True)
 class EvalSettings:
     """How to evaluate: `timesteps` None means the graph's own; `sweep` lists further
-    timestep counts at which the SNN is scored again (accuracy versus T)."""
+    timestep counts at which the SNN is scored again (accuracy versus T); `margin` is the
+    overlap-tile margin for whole images (None:
+    a quarter of the tile); `threshold` None decides at the head's decision
+    boundary (see `Head`)."""
 
     timesteps: int | None = None
     mode: str = "ideal"
@@ -39,6 +44,8 @@ class EvalSettings:
     progress: bool = True
     sweep: tuple[int, ...] = ()
     neuron_rates: bool = False
+    margin: int | None = None
+    threshold: float | None = None
     constants: EnergyConstants = field(default_factory=EnergyConstants)
 
 
@@ -86,25 +93,31 @@ class OnnxModel:
             return np.concatenate([self(batch[i:i + 1]) for i in range(len(batch))])
         return np.asarray(self.session.run(None, {self.input.name: batch})[0], np.float32)
 
-    def seconds_per_inference(self, batch: np.ndarray, repeats: int = 8) -> float:
-        """Median wall time of one-image inferences (after one warm-up run)."""
+    def inference_seconds(self, batch: np.ndarray, repeats: int = 8) -> list[float]:
+        """Wall times of `repeats` one-image inferences (after one warm-up run)."""
         self(batch[:1])
         times = []
         for i in range(repeats):
             start = time.perf_counter()
             self(batch[i % len(batch):i % len(batch) + 1])
             times.append(time.perf_counter() - start)
-        return float(np.median(times))
+        return times
 
 
 @dataclass(frozen=True)
 class _Inputs:
-    """Model-input batch (tiles or crops) and how each scored image is put back together."""
+    """Model-input batch (tiles or crops) and how each scored image is put back together:
+    per image, its first tile's index in the batch and its tiling."""
 
     batch: np.ndarray
     labels: np.ndarray
     names: list[str]
-    layout: list[tuple[int, int, list[tuple[int, int]], tuple[int, int]]]
+    layout: list[tuple[int, Tiling]]
+
+    def stitched(self, out: np.ndarray) -> list[np.ndarray]:
+        """Per scored image, its output (C×H×W) put together from the batch's outputs."""
+        return [tiling.stitch(out[start:start + len(tiling.origins)])
+                for start, tiling in self.layout]
 
 
 def _prepare(shape: tuple[int, ...], data: LabelledImages, settings: EvalSettings) -> _Inputs:
@@ -113,28 +126,26 @@ def _prepare(shape: tuple[int, ...], data: LabelledImages, settings: EvalSetting
     if images.shape[1] < height or images.shape[2] < width:
         raise SnnccError(f"images are {images.shape[2]}x{images.shape[1]}, smaller than the "
                          f"model input {width}x{height}")
+    margin = settings.margin
     if settings.crops > 0:
         images, labels = random_crops(images, labels, settings.crops, height, width,
                                       settings.seed)
         names = [f"{n}#{k}" for n in data.names for k in range(settings.crops)]
+        margin = 0
     pieces, layout = [], []
     for image in images:
-        t, origins = tiles(image, height, width)
-        layout.append((len(pieces), len(t), origins, image.shape))
-        pieces.extend(t)
+        tiling = Tiling.plan(image.shape, (height, width), margin)
+        layout.append((len(pieces), tiling))
+        pieces.extend(tiling.cut(image))
     batch = np.repeat(np.stack(pieces)[:, None].astype(np.float32), channels, axis=1)
     return _Inputs(batch, labels, names, layout)
 
 
-def _foreground(out: np.ndarray, inputs: _Inputs) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Stitched foreground maps (N×H×W, last channel) and masks of a model-input output."""
-    maps, masks = [], []
-    for start, count, origins, size in inputs.layout:
-        full = np.stack([stitch(out[start:start + count, c], origins, size)
-                         for c in range(out.shape[1])])
-        maps.append(full[-1])
-        masks.append(to_mask(full))
-    return np.stack(maps), masks
+def _foreground(out: np.ndarray, inputs: _Inputs, head: Head
+                ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Stitched foreground probability maps (N×H×W) and masks of a model-input output."""
+    full = inputs.stitched(out)
+    return np.stack([head.probability(f) for f in full]), [head.mask(f) for f in full]
 
 
 def _with_population_outputs(graph: Graph) -> Graph:
@@ -157,8 +168,11 @@ def evaluate(graph: Graph, ann: OnnxModel, data: LabelledImages, settings: EvalS
     ann.check_fits(graph)
     macs = onnx_macs(ann.path, {ann.input.name: graph.inputs[0].type.shape})
     inputs = _prepare(graph.inputs[0].type.shape, data, settings)
-    ann_maps, ann_masks = _foreground(ann(inputs.batch), inputs)
-    cpu_seconds = ann.seconds_per_inference(inputs.batch)
+    channels = graph.outputs[0].type.shape[1]
+    head = Head(output_head(graph), settings.threshold)
+    head.check(channels)
+    ann_maps, ann_masks = _foreground(ann(inputs.batch), inputs, head)
+    cpu_runs = ann.inference_seconds(inputs.batch)
     ann_rows = _score(ann_masks, inputs.labels)
     steps = graph.attrs.timesteps if settings.timesteps is None else settings.timesteps
     populations = [op for op in graph.ops if isinstance(op, Neurons)]
@@ -170,11 +184,11 @@ def evaluate(graph: Graph, ann: OnnxModel, data: LabelledImages, settings: EvalS
     runs: dict[int, dict[str, Any]] = {}
     for t in checkpoints:
         outputs, stats = run.frames[t], run.frame_stats[t]
-        maps, masks = _foreground(outputs[0], inputs)
+        maps, masks = _foreground(outputs[0], inputs, head)
         spikes = {k: v["spikes_per_image"] for k, v in stats["layers"].items()}
         runs[t] = {"maps": maps, "masks": masks, "rows": _score(masks, inputs.labels),
                    "stats": stats,
-                   "energy": energy_report(graph, spikes, t, macs, cpu_seconds,
+                   "energy": energy_report(graph, spikes, t, macs, cpu_runs,
                                            settings.constants)}
     if settings.neuron_rates:
         scale = 1.0 / graph.attrs.dt
@@ -196,7 +210,12 @@ def evaluate(graph: Graph, ann: OnnxModel, data: LabelledImages, settings: EvalS
         "layer_rates_hz": {k: v["rate_hz"] for k, v in main["stats"]["layers"].items()},
         "ann_snn_agreement": float(agreement),
         "images": len(rows),
+        "scored": "crops" if settings.crops else "whole images",
         "crops_per_image": settings.crops,
+        "margin": inputs.layout[0][1].margin,
+        "head": head.kind,
+        "decision": head.describe(channels),
+        "threshold": head.threshold,
         "inferences": len(inputs.batch),
         "energy": main["energy"],
         "per_image": rows,
@@ -217,5 +236,4 @@ def _sweep_row(steps: int, run: dict[str, Any], ann: dict[str, float]) -> dict[s
 
 def _images(inputs: _Inputs) -> np.ndarray:
     """The scored images (first channel), stitched back from the model-input batch."""
-    return np.stack([stitch(inputs.batch[start:start + count, 0], origins, size)
-                     for start, count, origins, size in inputs.layout])
+    return np.stack([f[0] for f in inputs.stitched(inputs.batch)])

@@ -4,9 +4,11 @@ versus the ANN on a CPU or GPU (docs/energy.md has the model and every constant)
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from snncc.evaluate.traffic import chip_traffic
 from snncc.hw.energy import EnergyConstants, ann_energy, count_macs, fan_out, loihi_energy
@@ -36,14 +38,19 @@ def _chips_from_blocks(graph: Graph) -> int:
 
 
 def energy_report(graph: Graph, spikes: Mapping[str, float], timesteps: int, macs: int,
-                  cpu_seconds: float, constants: EnergyConstants) -> dict[str, Any]:
+                  cpu_runs: Sequence[float], constants: EnergyConstants) -> dict[str, Any]:
     """Joules per inference on Loihi (by component) and for the ANN, their ratios, and the
-    counts behind them; `spikes` is each population's spike count per inference."""
+    counts behind them; `spikes` is each population's spike count per inference,
+    `cpu_runs` the measured seconds of single ANN inferences on this CPU: the median counts,
+    and their spread is reported beside it (`cpu_measured_spread`, joules)."""
     traffic = chip_traffic(graph, spikes)
     chips = traffic.chips if traffic.placed else _chips_from_blocks(graph)
     loihi = loihi_energy(graph, dict(spikes), timesteps, chips, traffic.interchip_fraction,
                          constants, messages=traffic.messages)
-    ann = ann_energy(macs, cpu_seconds, constants)
+    ann = ann_energy(macs, float(np.median(cpu_runs)), constants)
+    ann["cpu_measured_spread"] = {"runs": len(cpu_runs),
+                                  "min": min(cpu_runs) * constants.cpu_power_w,
+                                  "max": max(cpu_runs) * constants.cpu_power_w}
     fanouts = fan_out(graph)
     return {
         "per": "inference (one model input)",

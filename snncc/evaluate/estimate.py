@@ -8,6 +8,7 @@ in spikes per step). It works from the IR alone, so a staged compile gives the s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,11 +20,11 @@ from snncc.ir.ops.kinds import SpikeSource
 from snncc.ir.summary import mean_rates
 
 
-def compile_estimate(graph: Graph, macs: int, cpu_seconds: float,
+def compile_estimate(graph: Graph, macs: int, cpu_runs: Sequence[float],
                      constants: EnergyConstants | None = None) -> dict[str, Any] | None:
     """Energy per inference at the graph's timestep count from the expected rates, beside
-    the ANN's (`macs` and the measured `cpu_seconds` of one inference); None when no
-    population carries a mean rate (e.g. a pipeline without scale-rates)."""
+    the ANN's (`macs` and the measured wall times `cpu_runs` of one-image inferences); None
+    when no population carries a mean rate (e.g. a pipeline without scale-rates)."""
     rates = mean_rates(graph)
     if not rates:
         return None
@@ -31,7 +32,7 @@ def compile_estimate(graph: Graph, macs: int, cpu_seconds: float,
     by_name = {op.result.name: op for op in graph.ops}
     spikes = {k: r * int(np.prod(by_name[k].result.type.shape[1:])) * steps
               for k, r in rates.items()}
-    report = energy_report(graph, spikes, steps, macs, cpu_seconds,
+    report = energy_report(graph, spikes, steps, macs, cpu_runs,
                            constants or EnergyConstants())
     report["rates"] = "expected from scale-rates statistics (mean_rate in the IR)"
     report["left_out"] = sorted(op.result.name for op in graph.ops

@@ -1,7 +1,10 @@
 """Segmentation metrics for binary (foreground / background) predictions.
 
-Foreground is the label's 255 class (cell interior in the ISBI 2012 EM data); a
-probability map is thresholded at 0.5. All metrics are in [0, 1]:
+Foreground is the label's 255 class (cell interior in the ISBI 2012 EM data). A model
+output becomes a foreground mask at its head's decision boundary (`Head`): a sigmoid's
+probability at 0.5, raw logits (a model exported without its sigmoid, as trained with
+`BCEWithLogitsLoss`) at 0, several channels by their argmax (the last class is
+foreground). All metrics are in [0, 1]:
 
 - pixel accuracy: the fraction of pixels classified correctly;
 - IoU: |P ∩ G| / |P ∪ G| of the foreground sets (1 when both are empty);
@@ -18,7 +21,15 @@ probability map is thresholded at 0.5. All metrics are in [0, 1]:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
 import numpy as np
+
+from snncc.diagnostics import UsageError
+
+if TYPE_CHECKING:
+    from snncc.ir.graph import Graph
 
 METRICS = ("pixel_accuracy", "iou", "dice", "rand_error")
 
@@ -58,12 +69,70 @@ def segmentation_metrics(pred: np.ndarray, label: np.ndarray) -> dict[str, float
     }
 
 
-def to_mask(output: np.ndarray) -> np.ndarray:
-    """Per-pixel foreground decision from a model output (C×H×W): probability > 0.5 for one
-    channel, else the argmax being the last class."""
-    if output.shape[0] == 1:
-        return output[0] > 0.5
-    return output.argmax(axis=0) == output.shape[0] - 1
+HeadKind = Literal["sigmoid", "softmax", "logits"]
+
+
+@dataclass(frozen=True)
+class Head:
+    """What a segmentation model's output is, and where it decides foreground.
+
+    `kind`: "sigmoid" (probabilities), "softmax" (class probabilities over channels) or
+    "logits" (raw scores: the model ends in a convolution). `threshold` None means the
+    decision boundary: probability 0.5, logit 0, or the argmax over several channels;
+    a number thresholds the foreground probability (sigmoid, softmax) or logit instead.
+    """
+
+    kind: HeadKind
+    threshold: float | None = None
+
+    def check(self, channels: int) -> None:
+        """Refuse a threshold that has no meaning for this output."""
+        if self.threshold is not None and self.kind == "logits" and channels > 1:
+            raise UsageError(f"--threshold {self.threshold:g}: this model outputs raw scores "
+                             f"for {channels} classes, decided by their argmax; a threshold "
+                             "applies to a one-channel output or to softmax probabilities")
+
+    def describe(self, channels: int) -> str:
+        if self.threshold is not None:
+            what = "logit" if self.kind == "logits" else "foreground probability"
+            return f"{self.kind} head, {what} > {self.threshold:g} (--threshold)"
+        if channels > 1:
+            return f"{self.kind} head, argmax of {channels} classes (last = foreground)"
+        return f"{self.kind} head, {'logit > 0' if self.kind == 'logits' else 'probability > 0.5'}"
+
+    def mask(self, output: np.ndarray) -> np.ndarray:
+        """Per-pixel foreground decision (H×W) from one output (C×H×W)."""
+        channels = output.shape[0]
+        if self.threshold is None:
+            if channels > 1:
+                return output.argmax(axis=0) == channels - 1
+            return output[0] > (0.0 if self.kind == "logits" else 0.5)
+        if self.kind == "logits":
+            return output[0] > self.threshold
+        return self.probability(output) > self.threshold
+
+    def probability(self, output: np.ndarray) -> np.ndarray:
+        """Foreground probability (H×W) from one output (C×H×W): the last channel's,
+        logits passed through a sigmoid (one channel) or a softmax (several)."""
+        if self.kind != "logits":
+            return output[-1]
+        if output.shape[0] == 1:
+            return 1.0 / (1.0 + np.exp(-output[0]))
+        e = np.exp(output - output.max(axis=0, keepdims=True))
+        return e[-1] / e.sum(axis=0)
+
+
+def output_head(graph: Graph) -> HeadKind:
+    """The head of `graph`'s first output: the op that computes it, looking through
+    reshapes, flattens and transposes (a softmax over channels is often wrapped in them)."""
+    from snncc.ir.ops import Sigmoid, Softmax, Transpose, View
+
+    op = graph.outputs[0].owner
+    while isinstance(op, (View, Transpose)):
+        op = op.inputs[0].owner
+    if isinstance(op, Sigmoid):
+        return "sigmoid"
+    return "softmax" if isinstance(op, Softmax) else "logits"
 
 
 def mean_metrics(rows: list[dict[str, float]]) -> dict[str, float]:

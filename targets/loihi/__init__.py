@@ -89,7 +89,9 @@ def _placement(graph: Graph, lowered: Lowered, outdir: Path) -> dict[str, Any]:
     rates, source = layer_rates(graph, lowered)
     blocks = block_graph(lowered, rates)
     placement = placement_of(lowered, blocks)
-    plot_placement(blocks, placement, outdir / "placement.png")
+    plot_placement(blocks, placement, outdir / "placement.png",
+                   caption=f"@{graph.name}, T = {graph.attrs.timesteps} steps; "
+                   f"line width ∝ spikes per step ({source})")
     return {"interchip_spikes_per_step": round(placement.interchip_spikes_per_step, 4),
             "intrachip_spikes_per_step": round(placement.intrachip_spikes_per_step, 4),
             "cores_per_chip": list(placement.cores_used),
@@ -98,7 +100,9 @@ def _placement(graph: Graph, lowered: Lowered, outdir: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class LoihiTarget(Target):
-    """Options: `max_seconds` and `max_memory_gb` refuse runs estimated to exceed them."""
+    """Options: `max_seconds` and `max_memory_gb` refuse runs estimated to exceed them (the
+    emulator is slow: a few minutes by default, the message says what the numpy target's
+    loihi mode would take)."""
 
     name = "loihi"
     summary = "Intel Loihi through nengo-loihi: emulator here, hardware where NxSDK exists"
@@ -107,7 +111,7 @@ class LoihiTarget(Target):
                         "partition-chips")
     modes = ("emulator", "hardware")
 
-    max_seconds: float = 3600.0
+    max_seconds: float = 300.0
     max_memory_gb: float = 8.0
 
     def check(self, graph: Graph) -> list[str]:
@@ -134,8 +138,11 @@ class LoihiTarget(Target):
             "neurons": {"on_chip": sum(int(np.prod(x.shape)) for x in chip),
                         "host": sum(int(np.prod(x.shape)) for x in lowered.layers
                                     if x.role != "chip")},
-            "synapses": sum(synapse_count(p.op, graph.weights) for x in chip
-                            for p in x.projections),
+            "synapses": {"on_chip": sum(synapse_count(p.op, graph.weights) for x in chip
+                                        for p in x.projections),
+                         "host": sum(synapse_count(p.op, graph.weights)
+                                     for x in lowered.layers if x.role == "readout"
+                                     for p in x.projections)},
             "cores": len(blocks),
             "chips": chips,
             "chips_needed_at_least": math.ceil(len(blocks) / LOIHI_CORES_PER_CHIP),

@@ -30,19 +30,21 @@ def layout(graph: BlockGraph) -> np.ndarray:
 
 
 def plot_placement(graph: BlockGraph, placement: Placement, path: str | Path,
-                   edges: bool = True) -> None:
-    """Write a PNG of the placement to `path`; with `edges`, connections are drawn with
-    width ∝ traffic, red where they cross chips."""
+                   edges: bool = True, caption: str = "") -> None:
+    """Write a PNG of the placement to `path`: a legend names each chip's colour and its
+    cores; with `edges`, connections are drawn with width ∝ traffic, red where they cross
+    chips. `caption` (model, T) goes at the foot."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.collections import LineCollection
+    from matplotlib.lines import Line2D
 
     xy = layout(graph)
     chip_of = placement.chip_of()
     chips = np.array([chip_of[b.name] for b in graph.blocks])
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * (np.ptp(xy[:, 0]) + 2)), 6.0), dpi=120)
+    fig, ax = plt.subplots(figsize=(max(6.0, 0.5 * (np.ptp(xy[:, 0]) + 2)) + 2.5, 6.0), dpi=120)
     if edges and graph.edges:
         idx = graph.index()
         seg, width, cross = [], [], []
@@ -64,12 +66,24 @@ def plot_placement(graph: BlockGraph, placement: Placement, path: str | Path,
     for (x, _), b in zip(xy, graph.blocks, strict=True):
         names.setdefault(float(x), str(b.layer))
     ax.set_xticks(list(names), list(names.values()), rotation=60, ha="right", fontsize=7)
+    cores = np.bincount(chips, weights=[b.cores for b in graph.blocks],
+                        minlength=placement.chips)
+    handles = [Line2D([], [], ls="", marker="o", markerfacecolor=cmap(c % cmap.N),
+                      markeredgecolor="black", label=f"chip {c} ({cores[c]:.0f} cores)")
+               for c in range(placement.chips)]
+    if edges and graph.edges:
+        handles += [Line2D([], [], color=(0.5, 0.5, 0.5), label="spikes within a chip"),
+                    Line2D([], [], color=(0.85, 0.1, 0.1), label="spikes between chips")]
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1),
+              title="marker area ∝ cores", title_fontsize=7)
     ax.set_xlabel("layer")
-    ax.set_ylabel("position within layer (row-major)")
+    ax.set_ylabel("block's position within its layer (row-major, 0–1)")
     ax.set_title(f"{len(graph.blocks)} blocks on {placement.chips} chips: "
                  f"{placement.interchip_spikes_per_step:.4g} inter-chip spikes/step "
-                 f"({100 * placement.interchip_fraction:.1f}% of traffic)")
+                 f"({100 * placement.interchip_fraction:.1f}% of traffic)", fontsize=10)
     ax.autoscale_view()
-    fig.tight_layout()
+    if caption:
+        fig.text(0.01, 0.01, caption, fontsize=7)
+    fig.tight_layout(rect=(0, 0.03 if caption else 0, 1, 1))
     fig.savefig(path)
     plt.close(fig)

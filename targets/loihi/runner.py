@@ -98,6 +98,19 @@ def estimate(lowered: Lowered, images: int, timesteps: int, mode: str) -> Estima
     return Estimate(per_step * timesteps * images, int(memory), per_step)
 
 
+def numpy_loihi_seconds(graph: Graph, inputs: list[np.ndarray], timesteps: int) -> float:
+    """Seconds the numpy simulator's loihi mode would take for the same run, extrapolated
+    from a short run of one image (just past the readout delay)."""
+    from snncc.sim.spiking import readout_delay, run_spiking
+
+    steps = min(timesteps, readout_delay(graph) + 1)
+    sample = [x[:1] for x in inputs]
+    start = time.perf_counter()
+    run_spiking(graph, sample, mode="loihi", timesteps=steps)
+    seconds = time.perf_counter() - start
+    return seconds * len(inputs[0]) / len(sample[0]) * timesteps / steps
+
+
 def _hardware_options(lowered: Lowered, built: Built) -> dict[str, Any]:
     from snncc.targets.loihi.allocator import placement_allocator
 
@@ -166,11 +179,14 @@ def run(graph: Graph, inputs: list[np.ndarray], mode: str, timesteps: int,
     n_images = len(inputs[0])
     est = estimate(lowered, n_images, timesteps, mode)
     if est.seconds > max_seconds or est.bytes > max_memory_gb * 2**30:
+        numpy_seconds = numpy_loihi_seconds(graph, inputs, timesteps)
         raise SnnccError(
             f"this run of {n_images} image(s) × {timesteps} steps is too big: {est.describe()}, "
-            f"limits {max_seconds:g} s and {max_memory_gb:g} GiB; use fewer images or "
-            "--timesteps, the numpy target's loihi mode, or raise the limits with "
-            "--target 'loihi{max-seconds=... max-memory-gb=...}'")
+            f"limits {max_seconds:g} s and {max_memory_gb:g} GiB. The numpy target's loihi "
+            f"mode (the same integer dynamics, bit-faithful) would take about "
+            f"{numpy_seconds:.0f} s: --target numpy --mode loihi. To run the emulator anyway, "
+            "raise the limits with --target 'loihi{max-seconds=... max-memory-gb=...}', or use "
+            "fewer images or --timesteps")
     if progress and est.seconds > 5:
         print(f"loihi {mode}: {n_images} image(s) × {timesteps} steps, {est.describe()}",
               file=sys.stderr)

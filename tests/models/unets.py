@@ -4,7 +4,7 @@ Each `UNetSpec` switches on features: BatchNorm (kept as ONNX nodes: exported wi
 `do_constant_folding=False` and `TrainingMode.PRESERVE` in eval mode), downsampling by
 average pooling or a strided convolution, upsampling by nearest Resize (scale factor or
 target size) or a transposed convolution with kernel 2 or 4, residual additions, dilated
-convolutions, sigmoid or softmax heads, and the opset.
+convolutions, sigmoid, softmax or raw-logit heads, and the opset.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class UNetSpec:
     in_channels: int = 1
     classes: int = 1
     size: int = 16
-    head: str = "sigmoid"  # sigmoid | softmax
+    head: str = "sigmoid"  # sigmoid | softmax | logits (raw scores, no activation)
     down: str = "avgpool"  # avgpool | strided
     up: str = "resize"  # resize | resize_size | convT2 | convT4
     residual: bool = False
@@ -102,6 +102,8 @@ class TinyUNet(nn.Module):
         d2 = self.dec2(torch.cat([self.up2(m), e2], dim=1))
         d1 = self.dec1(torch.cat([self.up1(d2), e1], dim=1))
         y = self.head(d1)
+        if self.head_kind == "logits":
+            return y
         return torch.sigmoid(y) if self.head_kind == "sigmoid" else torch.softmax(y, dim=1)
 
 

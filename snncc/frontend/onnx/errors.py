@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from snncc.diagnostics import SnnccError
+
+if TYPE_CHECKING:
+    from snncc.ir.graph import Graph
 
 
 class OnnxImportError(SnnccError):
@@ -35,11 +39,13 @@ class Refusal:
 
 
 class UnsupportedModelError(SnnccError):
-    """The model holds nodes snncc cannot compile; the message lists every one of them."""
+    """The model holds nodes snncc cannot compile; the message lists every one of them.
+    `graph` is what the import built, refused nodes as `onnx.<OpType>` placeholder ops."""
 
-    def __init__(self, file: str, refusals: list[Refusal]) -> None:
+    def __init__(self, file: str, refusals: list[Refusal], graph: Graph | None = None) -> None:
         self.file = file
         self.refusals = refusals
+        self.graph = graph
         count = f"{len(refusals)} node{'s' if len(refusals) != 1 else ''}"
         super().__init__(f"{file}: {count} cannot be compiled to a spiking network:\n"
                          + format_table(refusals))

@@ -33,7 +33,7 @@ from snncc.frontend.onnx.errors import (
 from snncc.frontend.onnx.loader import LoadedModel, load_model
 from snncc.ir.graph import Graph, Value
 from snncc.ir.location import OnnxLoc
-from snncc.ir.op import IRError
+from snncc.ir.op import IRError, OpaqueOp
 from snncc.ir.types import TensorType
 
 LOWERING_MODULES = (lower_conv, lower_math, lower_resize, lower_tensor)  # they register
@@ -87,7 +87,9 @@ class _Importer:
         for index, node in enumerate(self.onnx_graph.node):
             self._node(index, node)
         if self.refusals:
-            raise UnsupportedModelError(self.loaded.file, self.refusals)
+            graph.outputs = [env[o.name] for o in self.onnx_graph.output
+                             if isinstance(env.get(o.name), Value)]
+            raise UnsupportedModelError(self.loaded.file, self.refusals, graph)
         for out in self.onnx_graph.output:
             value = env[out.name]
             if not isinstance(value, Value):
@@ -105,15 +107,16 @@ class _Importer:
 
     def _node(self, index: int, node: onnx.NodeProto) -> None:
         label = node.name or f"#{index}"
+        loc = OnnxLoc(self.state.file_name, label, node.op_type)
         try:
-            results = self._lower(node, OnnxLoc(self.state.file_name, label, node.op_type))
+            results = self._lower(node, loc)
         except _Skipped:
             self.unavailable.update(node.output)
             return
         except Unsupported as err:
             self.refusals.append(Refusal(label, node.op_type, err.why,
                                          err.todo or advice(node.op_type)[1]))
-            self.unavailable.update(node.output)
+            self._placeholder(node, loc, err.why)
             return
         except IRError as err:  # attributes the checker lets through, e.g. group = 0
             raise OnnxImportError(f"{self.loaded.file}: node '{label}' ({node.op_type}) is "
@@ -126,6 +129,23 @@ class _Importer:
                 raise RuntimeError(f"internal error: snncc computes shape {tensor.type} for "
                                    f"'{name}' of ONNX node '{label}' ({node.op_type}), ONNX "
                                    f"shape inference {want}")
+
+    def _placeholder(self, node: onnx.NodeProto, loc: OnnxLoc, why: str) -> None:
+        """Stand in for a refused node with an opaque op of its inferred output shape, so
+        that the nodes after it are still lowered; without a shape, its outputs are
+        unavailable and the nodes after it are skipped."""
+        env, graph = self.state.env, self.state.graph
+        shape = self.loaded.shapes.get(node.output[0])
+        if shape is None:
+            self.unavailable.update(node.output)
+            return
+        inputs = [env[n] for n in node.input if n and isinstance(env.get(n), Value)]
+        hint = node.output[0].removesuffix("_output_0")
+        result = Value(graph.fresh_name(hint), TensorType(shape))
+        graph.ops.append(OpaqueOp(f"onnx.{node.op_type}", inputs, {"refused": why}, result,
+                                  loc))
+        env[node.output[0]] = result
+        self.unavailable.update(node.output[1:])
 
     def _lower(self, node: onnx.NodeProto, loc: OnnxLoc) -> list[tuple[str, Tensor]]:
         if node.domain not in ("", "ai.onnx"):
