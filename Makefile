@@ -14,8 +14,7 @@ $(BIN)/.installed: pyproject.toml tests/plugins/example/pyproject.toml
 install: $(BIN)/.installed
 
 example: install
-	$(BIN)/snncc compile examples/em_unet/unet.onnx --target loihi \
-		--stats examples/em_unet/unet.stats.json -o $(EXAMPLE_OUT) --force
+	$(BIN)/snncc compile examples/em_unet/unet.onnx --target loihi -o $(EXAMPLE_OUT) --force
 	$(BIN)/snncc inspect $(EXAMPLE_OUT)
 
 test: install

@@ -17,8 +17,9 @@ population's threshold becomes u_in (λ_in from the calibration images' pixel va
 a stats file, i.e. images in [0, 1]). Amplitudes are folded in and set to 1.
 
 Statistics come from `ctx.calibration` (the ANN run by the numpy analog interpreter on the
-graph's rate model) or from `ctx.stats_file` (the training stats JSON, keyed by ONNX Relu
-node names = the populations' locations). With `compensate` (default), populations that
+graph's rate model), from `ctx.stats_file` (the training stats JSON, keyed by ONNX Relu
+node names = the populations' locations) or from `ctx.stats` (the same, already read, e.g.
+from the ONNX file's metadata). With `compensate` (default), populations that
 reset to zero are corrected for the rate they lose (see `snncc.passes.support.rate_compensation`).
 """
 
@@ -98,6 +99,12 @@ def from_stats_file(graph: Graph, path, percentile: float) -> dict[str, LayerAct
         stats = RateStats.load(path)
     except (OSError, ValueError, RateStatsError) as err:
         raise SnnccError(f"{path}: not a usable rate stats file: {err}") from None
+    return from_stats(graph, stats, str(path), percentile)
+
+
+def from_stats(graph: Graph, stats, path: str, percentile: float) -> dict[str, LayerActivity]:
+    """Per-population statistics from a `RateStats` read from `path`, matched by ONNX node
+    name."""
     if abs(stats.percentile - percentile) > 1e-9:
         raise SnnccError(f"{path}: holds the {stats.percentile:g}th percentile of each layer's "
                          f"activations but scale-rates asks for the {percentile:g}th; pass "
@@ -208,10 +215,16 @@ class ScaleRates(Pass):
         elif ctx.stats_file is not None:
             source = str(ctx.stats_file)
             acts = from_stats_file(graph, ctx.stats_file, self.percentile)
+        elif ctx.stats is not None:
+            source = ctx.stats_origin or "statistics given with the model"
+            acts = from_stats(graph, ctx.stats, source, self.percentile)
         else:
-            raise SnnccError("scale-rates needs activation statistics: give calibration "
-                             "images (--calibration DIR_OR_NPY) or a training stats file "
-                             "(--stats FILE)")
+            raise SnnccError(
+                "scale-rates needs activation statistics; give them one of three ways:\n"
+                "  1. export the model with snncc.training (export_with_stats), which writes "
+                "them into the ONNX file's metadata (key 'snncc.rate-stats');\n"
+                "  2. a training stats file: --stats FILE, or NAME.stats.json beside NAME.onnx;\n"
+                "  3. calibration images: --calibration DIR_OR_NPY")
         units = {name: _unit(a, rho) for name, a in acts.items()}
         gains = {}
         if self.compensate:

@@ -130,9 +130,12 @@ def test_golden():
 
 def test_scale_rates_without_statistics_is_refused():
     graph = analog_unet()
-    with pytest.raises(SnnccError, match=r"needs activation statistics: give calibration "
-                                         r"images \(--calibration DIR_OR_NPY\)"):
+    with pytest.raises(SnnccError) as err:
         convert(graph, f"{CONVERTED},scale-rates")
+    for way in ("needs activation statistics; give them one of three ways",
+                "metadata (key 'snncc.rate-stats')", "--stats FILE, or NAME.stats.json beside",
+                "--calibration DIR_OR_NPY"):
+        assert way in str(err.value)
 
 
 def test_input_population_threshold_comes_from_the_pixels():
@@ -189,6 +192,51 @@ def test_cli_compiles_with_calibration_and_with_stats(onnx_unet, tmp_path, capsy
     stats = _write_stats(tmp_path / "s.json", _onnx_relus(onnx_unet))
     code, err = _compile(capsys, onnx_unet, tmp_path / "b", "--stats", str(stats))
     assert code == 0, err
+
+
+def test_cli_finds_the_statistics_in_the_model_then_beside_it(onnx_unet, tmp_path, capsys):
+    """No --stats, no --calibration: the ONNX file's metadata, else NAME.stats.json beside
+    it; with neither the error lists the three ways."""
+    from snncc.data.stats import embed_onnx_stats, read_onnx_stats
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(onnx_unet.read_bytes())
+    code, err = _compile(capsys, model, tmp_path / "none")
+    assert code == 1 and "give them one of three ways" in err and "--calibration" in err
+    stats = _write_stats(tmp_path / "m.stats.json", _onnx_relus(onnx_unet))
+    code, err = _compile(capsys, model, tmp_path / "sidecar")
+    assert code == 0, err
+    report = json.loads((tmp_path / "sidecar" / "report.json").read_text())["pass_reports"]
+    assert report["scale-rates"]["source"] == str(stats)
+    embed_onnx_stats(model, RateStats.load(stats))
+    stats.unlink()
+    assert read_onnx_stats(model) == RateStats.load(_write_stats(tmp_path / "s.json",
+                                                                 _onnx_relus(onnx_unet)))
+    code, err = _compile(capsys, model, tmp_path / "embedded")
+    assert code == 0, err
+    report = json.loads((tmp_path / "embedded" / "report.json").read_text())["pass_reports"]
+    assert report["scale-rates"]["source"] == f"{model} (metadata 'snncc.rate-stats')"
+    for name in ("model.snnir", "weights.npz"):
+        assert (tmp_path / "embedded" / name).read_bytes() == (
+            tmp_path / "sidecar" / name).read_bytes()
+
+
+def test_cli_refuses_broken_embedded_statistics(onnx_unet, tmp_path, capsys):
+    import onnx as onnx_lib
+
+    proto = onnx_lib.load(str(onnx_unet))
+    onnx_lib.helper.set_model_props(proto, {"snncc.rate-stats": '{"format": "x"'})
+    onnx_lib.save(proto, str(tmp_path / "m.onnx"))
+    code, err = _compile(capsys, tmp_path / "m.onnx", tmp_path / "out")
+    assert code == 1
+    assert "m.onnx: metadata 'snncc.rate-stats' holds no usable rate statistics" in err
+
+
+def test_shipped_model_carries_its_statistics():
+    from snncc.data.stats import read_onnx_stats
+
+    shipped = Path(__file__).resolve().parents[1] / "examples" / "em_unet"
+    assert read_onnx_stats(shipped / "unet.onnx") == RateStats.load(shipped / "unet.stats.json")
 
 
 @pytest.mark.parametrize("array, message", [

@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from snncc.data.stats import LayerStats, RateStats, RateStatsError
+from snncc.data.stats import LayerStats, RateStats, RateStatsError, read_onnx_stats
 from snncc.training.export import export_with_stats, match_relu_nodes, scope_to_module_path
 from snncc.training.torch_rate import (
     ActivationCapture,
@@ -209,6 +209,7 @@ def test_export_writes_one_stats_entry_per_relu_node(
     assert layer.percentile_activation == pytest.approx(np.percentile(enc1, 99.0), rel=1e-6)
     assert layer.max_activation == pytest.approx(enc1.max(), rel=1e-6)
     assert layer.mean_activation == pytest.approx(enc1.mean(), rel=1e-5)
+    assert read_onnx_stats(tmp_path / "u.onnx") == stats  # the ONNX file carries them too
 
 
 class FunctionalRelu(nn.Module):
@@ -285,6 +286,11 @@ def test_unet_shape_and_size(unet_module: ModuleType) -> None:
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
     assert unet_module.parameter_count(model) < 100_000
     assert not any(isinstance(m, (nn.MaxPool2d, nn.BatchNorm2d)) for m in model.modules())
+    variant = unet_module.UNet(batchnorm=True, upsample="nearest")
+    with torch.no_grad():
+        assert variant.eval()(torch.rand(2, 1, 64, 64)).shape == (2, 1, 64, 64)
+    assert any(isinstance(m, nn.Upsample) for m in variant.modules())
+    assert sum(isinstance(m, nn.BatchNorm2d) for m in variant.modules()) == 12
 
 
 def test_data_split_sampler_and_grid() -> None:

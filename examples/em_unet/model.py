@@ -6,6 +6,11 @@ exact spiking equivalent), 2x2 stride-2 transposed convolutions, channel concate
 skips, and no BatchNorm. Every linear layer is followed by a ReLU, so every layer is a
 population of neurons; only the 1x1 head is read out, through a Sigmoid giving the
 probability of cell interior.
+
+``UNet(..., batchnorm=True, upsample="nearest")`` is the common PyTorch variant instead:
+BatchNorm after every convolution and nearest-neighbour upsampling followed by a 3x3
+convolution in place of the transposed convolutions (snncc folds the BatchNorm and fuses
+the upsampling into the convolution).
 """
 
 from __future__ import annotations
@@ -14,14 +19,21 @@ import torch
 from torch import Tensor, nn
 
 
-class ConvBlock(nn.Module):
-    """Two 3x3 conv + ReLU pairs at one resolution."""
+def _conv3x3(in_ch: int, out_ch: int, batchnorm: bool) -> nn.Module:
+    """A 3x3 convolution, followed by BatchNorm if asked (the default model has none, and
+    keeps its module names and so its ONNX node names)."""
+    conv = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+    return nn.Sequential(conv, nn.BatchNorm2d(out_ch)) if batchnorm else conv
 
-    def __init__(self, in_ch: int, out_ch: int) -> None:
+
+class ConvBlock(nn.Module):
+    """Two 3x3 conv (+ BatchNorm) + ReLU triples at one resolution."""
+
+    def __init__(self, in_ch: int, out_ch: int, batchnorm: bool = False) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
+        self.conv1 = _conv3x3(in_ch, out_ch, batchnorm)
         self.act1 = nn.ReLU()
-        self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
+        self.conv2 = _conv3x3(out_ch, out_ch, batchnorm)
         self.act2 = nn.ReLU()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -29,11 +41,21 @@ class ConvBlock(nn.Module):
 
 
 class UpBlock(nn.Module):
-    """2x upsampling by a 2x2 stride-2 transposed conv, followed by a ReLU."""
+    """2x upsampling followed by a ReLU: a 2x2 stride-2 transposed conv, or (``nearest``)
+    nearest-neighbour upsampling and a 3x3 conv (+ BatchNorm)."""
 
-    def __init__(self, in_ch: int, out_ch: int) -> None:
+    def __init__(
+        self, in_ch: int, out_ch: int, upsample: str = "transpose", batchnorm: bool = False
+    ) -> None:
         super().__init__()
-        self.up = nn.ConvTranspose2d(in_ch, out_ch, kernel_size=2, stride=2)
+        if upsample == "transpose":
+            self.up: nn.Module = nn.ConvTranspose2d(in_ch, out_ch, kernel_size=2, stride=2)
+        elif upsample == "nearest":
+            self.up = nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="nearest"), _conv3x3(in_ch, out_ch, batchnorm)
+            )
+        else:
+            raise ValueError(f"upsample must be 'transpose' or 'nearest', not {upsample!r}")
         self.act = nn.ReLU()
 
     def forward(self, x: Tensor) -> Tensor:
@@ -43,18 +65,20 @@ class UpBlock(nn.Module):
 class UNet(nn.Module):
     """Two-level U-Net: widths ``width``, ``2*width``, ``4*width`` (8/16/32 by default)."""
 
-    def __init__(self, width: int = 8) -> None:
+    def __init__(
+        self, width: int = 8, batchnorm: bool = False, upsample: str = "transpose"
+    ) -> None:
         super().__init__()
         w1, w2, w3 = width, 2 * width, 4 * width
-        self.enc1 = ConvBlock(1, w1)
+        self.enc1 = ConvBlock(1, w1, batchnorm)
         self.pool1 = nn.AvgPool2d(2)
-        self.enc2 = ConvBlock(w1, w2)
+        self.enc2 = ConvBlock(w1, w2, batchnorm)
         self.pool2 = nn.AvgPool2d(2)
-        self.bottom = ConvBlock(w2, w3)
-        self.up2 = UpBlock(w3, w2)
-        self.dec2 = ConvBlock(2 * w2, w2)
-        self.up1 = UpBlock(w2, w1)
-        self.dec1 = ConvBlock(2 * w1, w1)
+        self.bottom = ConvBlock(w2, w3, batchnorm)
+        self.up2 = UpBlock(w3, w2, upsample, batchnorm)
+        self.dec2 = ConvBlock(2 * w2, w2, batchnorm)
+        self.up1 = UpBlock(w2, w1, upsample, batchnorm)
+        self.dec1 = ConvBlock(2 * w1, w1, batchnorm)
         self.head = nn.Conv2d(w1, 1, kernel_size=1)
         self.prob = nn.Sigmoid()
         for m in self.modules():

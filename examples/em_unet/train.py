@@ -45,6 +45,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (cosine decay)")
     p.add_argument("--width", type=int, default=8, help="channels of the first level")
     p.add_argument("--steps-per-epoch", type=int, default=250, help="steps between log lines")
+    p.add_argument("--batchnorm", action="store_true", help="BatchNorm after every conv")
+    p.add_argument(
+        "--upsample",
+        choices=("transpose", "nearest"),
+        default="transpose",
+        help="2x2 transposed conv, or nearest upsampling + 3x3 conv",
+    )
     p.add_argument("--no-regularizer", action="store_true", help="train on BCE alone")
     p.add_argument("--percentile", type=float, default=99.9, help="q of the rate regularizer")
     p.add_argument("--lo-hz", type=float, default=100.0, help="lower end of the rate band")
@@ -58,6 +65,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=0.5,
         help="with --loihi-aware: fraction of steps trained with plain ReLU first",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch threads (1 is many times faster on a machine busy with other jobs)",
     )
     p.add_argument("--out", type=Path, default=HERE, help="output directory")
     return p.parse_args(argv)
@@ -112,7 +125,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     sampler = CropSampler(*load_slices(TRAIN_SLICES), seed=args.seed)
     val_x, val_y = (torch.from_numpy(a) for a in grid_crops(*load_slices(VAL_SLICES)))
 
-    model = UNet(args.width)
+    model = UNet(args.width, batchnorm=args.batchnorm, upsample=args.upsample)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=args.steps)
     swap_step = round(args.warmup_frac * args.steps) if args.loihi_aware else None
@@ -191,9 +204,9 @@ def train(args: argparse.Namespace) -> dict[str, object]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    torch.set_num_threads(2)
-    torch.set_flush_denormal(True)  # denormal activations slow CPU convolutions many-fold
     args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # denormal activations slow CPU convolutions many-fold
     log = train(args)
     path = args.out / "training_log.json"
     path.write_text(json.dumps(log, indent=2) + "\n", encoding="utf-8")

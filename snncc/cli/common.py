@@ -55,8 +55,13 @@ def check_pipeline_outputs(args: argparse.Namespace) -> None:
                        if not dump.exists() else dump, "--dump-dir", dump)
 
 
-def make_context(args: argparse.Namespace, graph: Graph) -> PassContext:
-    """A PassContext from the command line: calibration images and the stats file."""
+def make_context(args: argparse.Namespace, graph: Graph,
+                 model: Path | None = None) -> PassContext:
+    """A PassContext from the command line: calibration images and the stats file.
+
+    With neither --calibration nor --stats, the statistics of the ONNX `model` come from
+    its metadata (written by `snncc.training`'s export), else from NAME.stats.json beside it.
+    """
     calibration = None
     if args.calibration is not None:
         from snncc.data.images import load_calibration
@@ -64,8 +69,21 @@ def make_context(args: argparse.Namespace, graph: Graph) -> PassContext:
         calibration = load_calibration(args.calibration, graph.inputs[0].type)
     if args.stats is not None and not args.stats.is_file():
         raise SnnccError(f"{args.stats}: stats file not found (--stats)")
-    return PassContext(calibration=calibration, stats_file=args.stats,
-                       progress=not args.no_progress)
+    ctx = PassContext(calibration=calibration, stats_file=args.stats,
+                      progress=not args.no_progress)
+    if model is not None and calibration is None and args.stats is None:
+        from snncc.data.stats import METADATA_KEY, RateStatsError, read_onnx_stats, sidecar_path
+
+        try:
+            ctx.stats = read_onnx_stats(model)
+        except RateStatsError as err:
+            raise SnnccError(f"{model}: metadata '{METADATA_KEY}' holds no usable rate "
+                             f"statistics: {err}; re-export the model or give --stats or "
+                             "--calibration") from None
+        ctx.stats_origin = f"{model} (metadata '{METADATA_KEY}')"
+        if ctx.stats is None and sidecar_path(model).is_file():
+            ctx.stats_file = sidecar_path(model)
+    return ctx
 
 
 def run_pipeline(args: argparse.Namespace, graph: Graph, pipeline: str,

@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     baselines = resolve_baselines(args.baseline, args.model, graph.inputs[0].type.shape)
     macs = count_macs(graph)
     source_parameters = summarize(graph)["parameters"]
-    ctx = make_context(args, graph)
+    ctx = make_context(args, graph, args.model)
     pipeline = args.passes if args.passes is not None else target.default_pipeline
     results = run_pipeline(args, graph, pipeline, ctx)
     problems = target.check(graph)

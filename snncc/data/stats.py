@@ -2,7 +2,13 @@
 
 The file ties measured activation statistics to ONNX Relu node names, so the compiler can
 choose each layer's firing-rate scale without re-running the network. This module only
-needs the standard library and NumPy: the compiler reads the file without PyTorch.
+needs the standard library and NumPy (and onnx to read or write a model's metadata): the
+compiler reads the file without PyTorch.
+
+The same JSON text travels inside the ONNX file itself, as the value of the model's
+`metadata_props` entry :data:`METADATA_KEY` (``snncc.rate-stats``), so a model exported by
+`snncc.training` compiles with no other file; its ``format`` and ``version`` fields version
+it as they version the file.
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import numpy as np
 FORMAT = "snncc-rate-stats"
 VERSION = 1
 MAX_ACTIVATION = 1e15  # far above any trained ReLU; larger values are corrupt files
+METADATA_KEY = "snncc.rate-stats"  # ONNX metadata_props key holding the stats JSON
+SIDECAR_SUFFIX = ".stats.json"  # MODEL.onnx -> MODEL.stats.json beside it
 
 
 class RateStatsError(ValueError):
@@ -137,3 +145,43 @@ class RateStats:
     def load(cls, path: str | Path) -> RateStats:
         """Read and validate a stats file."""
         return cls.from_json(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def sidecar_path(model: str | Path) -> Path:
+    """Where a model's stats file lies when it travels beside it: ``NAME.stats.json``."""
+    model = Path(model)
+    return model.with_name(model.stem + SIDECAR_SUFFIX)
+
+
+def read_onnx_stats(model: str | Path) -> RateStats | None:
+    """The statistics embedded in an ONNX file's metadata, or None when it has none.
+
+    Raises :class:`RateStatsError` when the entry exists but is not a valid stats object.
+    """
+    import onnx
+
+    proto = onnx.load(str(model), load_external_data=False)
+    text = next((p.value for p in proto.metadata_props if p.key == METADATA_KEY), None)
+    if text is None:
+        return None
+    try:
+        return RateStats.from_json(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise RateStatsError(f"metadata {METADATA_KEY!r} is not JSON: {exc}") from None
+
+
+def embed_onnx_stats(model: str | Path, stats: RateStats, out: str | Path | None = None) -> Path:
+    """Write ``model`` (to ``out``, default in place) with ``stats`` in its metadata.
+
+    Only the :data:`METADATA_KEY` entry changes (added or replaced); graph and weights are
+    written back as they were read.
+    """
+    import onnx
+
+    proto = onnx.load(str(model))
+    props = {p.key: p.value for p in proto.metadata_props}
+    props[METADATA_KEY] = json.dumps(stats.to_json(), separators=(",", ":"))
+    onnx.helper.set_model_props(proto, props)  # replaces all entries, in this order
+    target = Path(out) if out is not None else Path(model)
+    onnx.save(proto, str(target))
+    return target

@@ -24,12 +24,16 @@ class PassContext:
     """What passes may need beyond the graph: data, a report to fill, an output stream.
 
     `calibration` holds input images (N×C×H×W) for data-based passes; `stats_file` a rate
-    statistics JSON written during training; `report` collects each pass's findings under
-    its own name (it becomes part of report.json).
+    statistics JSON written during training, or `stats` such statistics already read
+    (a `snncc.data.stats.RateStats`, e.g. from the ONNX file's metadata) with
+    `stats_origin` saying where from; `report` collects each pass's findings under its own
+    name (it becomes part of report.json).
     """
 
     calibration: Any = None
     stats_file: Path | None = None
+    stats: Any = None
+    stats_origin: str = ""
     report: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     log: TextIO = field(default_factory=lambda: sys.stderr)

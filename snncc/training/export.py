@@ -18,7 +18,7 @@ import onnxruntime as ort
 import torch
 from torch import Tensor, nn
 
-from snncc.data.stats import LayerStats, RateStats
+from snncc.data.stats import LayerStats, RateStats, embed_onnx_stats
 from snncc.training.torch_rate import ActivationCapture, to_plain_relu
 
 
@@ -116,7 +116,9 @@ def export_with_stats(
     batch_size: int = 32,
 ) -> ExportResult:
     """Export ``model`` with plain ReLUs to ONNX (input shape ``calibration[:1]``), check it,
-    and write per-Relu-node activation statistics measured on ``calibration``.
+    and write per-Relu-node activation statistics measured on ``calibration``: to
+    ``stats_path`` and into the ONNX file's metadata (``snncc.data.stats.METADATA_KEY``),
+    so that ``snncc compile MODEL.onnx`` needs no other file.
 
     ``model`` itself is left untouched: a copy has every activation (including
     :class:`~snncc.training.torch_rate.LoihiRateReLU`) replaced by ``nn.ReLU``, because the
@@ -151,6 +153,7 @@ def export_with_stats(
         },
     )
     stats.save(stats_path)
+    embed_onnx_stats(onnx_path, stats)
     ort_out = onnxruntime_outputs(onnx_path, calibration.numpy(), input_name)
     return ExportResult(
         onnx_path=onnx_path,
