@@ -99,3 +99,56 @@ def test_tile_cores_keeps_a_sparse_target_in_one_block(spiking):
         (pop,) = [u for u in graph.ops if op.result in u.inputs]
         assert tuple(pop.attrs.block_shape) == pop.result.type.shape[1:]
     assert ctx.report["tile-cores"]["cores"] >= 1
+
+
+def test_the_loihi_geometry_counts_the_sparse_projection_as_nengo_loihi_does(spiking):
+    from snncc.hw.loihi.geometry import lower
+    from snncc.hw.loihi.limits import CoreUse
+    from snncc.ir.interp import kernels
+
+    graph = copy.deepcopy(spiking)
+    run(graph, "tile-cores")
+    lowered = lower(graph)
+    found = 0
+    for layer in lowered.chip_layers():
+        for p in (p for p in layer.projections if p.kind == "sparse"):
+            a = p.op.attrs
+            spikes = (np.random.default_rng(0).random((2, *p.in_shape)) < 0.3).astype(np.float32)
+            want = kernels.sparse_map(spikes, graph.weights[a.weight], graph.weights[a.indices],
+                                      a.out_shape)
+            np.testing.assert_allclose(p.apply(spikes), want, atol=1e-4)
+            # one discrete axon per presynaptic neuron the projection reads
+            axons, bits = CoreUse(lowered).synapse(p, tuple((0, n) for n in layer.shape), True)
+            assert axons == len(np.unique(graph.weights[a.indices][:, 1])) < np.prod(p.in_shape)
+            assert bits > 0
+            found += 1
+    assert found == 2
+
+
+def test_a_sparse_target_larger_than_a_core_is_refused_with_the_reason(tmp_path):
+    from snncc.diagnostics import SnnccError
+
+    spec = UNetSpec("bilinear-wide", opset=17, up="bilinear", size=24, width=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = export_unet(spec, tmp_path / "wide.onnx")
+    graph = import_onnx(path)
+    x = np.random.default_rng(0).random((4, 1, 24, 24), dtype=np.float32)
+    with pytest.raises(SnnccError, match=r"nengo-loihi 1\.1 cannot split a block fed by sparse"):
+        run(graph, FRONT + ",convert-activations{reset=zero},scale-rates,quantize-weights,"
+            "tile-cores", calibration=x)
+
+
+def test_the_nengo_loihi_emulator_runs_it_and_agrees_with_numpy_loihi_mode(spiking):
+    from snncc.targets.loihi import LoihiTarget
+    from snncc.targets.numpy import NumpyTarget
+
+    graph = copy.deepcopy(spiking)
+    run(graph, "tile-cores")
+    x = images(1)
+    emu = LoihiTarget().run(graph, [x], "emulator", timesteps=60)
+    ref = NumpyTarget().run(graph, [x], "loihi", timesteps=60)
+    assert ((emu.outputs[0] > 0.5) == (ref.outputs[0] > 0.5)).mean() >= 0.97
+    for name, layer in ref.stats["layers"].items():
+        assert emu.stats["spikes_per_layer"][name] == pytest.approx(
+            layer["spikes_per_image"], rel=0.05, abs=5), name
