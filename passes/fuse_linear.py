@@ -7,10 +7,14 @@ nonlinearities (ReLUs, the graph input, the host's sigmoid/softmax) must become 
 populations, summed by `syn.add`:
 
 - avg pool → conv becomes one strided conv (kernel = conv kernel ⊛ pool window);
+- a conv after a transposed conv that crops its border (pads) becomes the composed
+  transposed conv plus a sparse correction for what the conv's zero padding hides;
 - nearest upsample → conv, and conv-transpose → conv, become one transposed conv with a
   larger kernel; through a concat, the consumer conv's kernel is split along its input
   channels first, and each part composes with its own branch;
 - a per-channel affine (input normalisation) folds into the next conv;
+- a sparse map (`syn.sparse`, bilinear upsampling's border) followed by convolutions stays
+  one sparse map (each entry spread through the kernels' taps);
 - an add of branches becomes the sum of each branch's composed projection.
 
 Biases of inner ops are pushed through the outer ops with their zero padding, so near the
@@ -21,7 +25,7 @@ conv) are refused with a message naming the ops.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -37,6 +41,7 @@ from snncc.ir.ops import (
     Conv2d,
     ConvTranspose2d,
     Dense,
+    SparseMap,
     SumPool2d,
     Upsample,
 )
@@ -48,7 +53,8 @@ from snncc.passes.support.linear_maps import (
     NotComposable,
     apply,
     as_weighted,
-    compose,
+    coalesce,
+    compose_terms,
     identity,
     input_slice,
     of_op,
@@ -56,7 +62,8 @@ from snncc.passes.support.linear_maps import (
 )
 from snncc.pipeline.pass_base import Pass, PassContext
 
-LINEAR = (Conv2d, ConvTranspose2d, AvgPool2d, SumPool2d, Upsample, AffineConst, Dense)
+LINEAR = (Conv2d, ConvTranspose2d, AvgPool2d, SumPool2d, Upsample, AffineConst, Dense,
+          SparseMap)
 LINEAR_LIKE = (*LINEAR, Concat, Add, View)  # what a linear chain may pass through
 
 
@@ -71,13 +78,14 @@ def is_source(v: Value) -> bool:
 
 
 def _direct(v: Value) -> bool:
-    """A synapse op on a source, or on a concat of sources (which convert-activations
-    splits)."""
+    """A synapse op on a source, or a kernel op on a concat of sources (which
+    convert-activations splits)."""
     op = v.owner
     if not isinstance(op, Synapse):
         return False
     u = op.inputs[0]
-    return is_source(u) or (isinstance(u.owner, Concat) and u.owner.attrs.axis % 4 == 1
+    return is_source(u) or (isinstance(u.owner, Concat) and not isinstance(op, SparseMap)
+                            and u.owner.attrs.axis % 4 == 1
                             and all(is_source(p) for p in u.owner.inputs))
 
 
@@ -154,7 +162,7 @@ def expand(graph: Graph, v: Value) -> Expansion:
     terms, bias = [], None
     for mk, uk in parts:
         e = expand(graph, uk)
-        terms += [(compose(mk, t), src) for t, src in e.terms]
+        terms += [(c, src) for t, src in e.terms for c in compose_terms(mk, t)]
         if e.bias is not None:
             bias = _add(bias, apply(mk, e.bias), shape)
     return Expansion(terms, _add(bias, own_bias, shape))
@@ -184,6 +192,10 @@ def build_projection(graph: Graph, m: LinMap, src: Value, bias: np.ndarray | Non
         attrs = ConvTranspose2d.Attrs(wref, bref, m.strides, m.pads,
                                       output_padding=m.output_padding)
         return graph.add(ConvTranspose2d, [src], attrs, name=name, loc=loc, before=before)
+    if m.kind == "sparse":
+        iref = graph.weights.add(f"{name}.indices", m.indices.astype(np.int32))
+        attrs = SparseMap.Attrs(wref, iref, tuple(m.out_shape), bref)
+        return graph.add(SparseMap, [src], attrs, name=name, loc=loc, before=before)
     return graph.add(Dense, [src], Dense.Attrs(wref, bref), name=name, loc=loc, before=before)
 
 
@@ -197,9 +209,32 @@ def restore_names(graph: Graph, wanted: list[tuple[Value, str]]) -> None:
             taken.add(name)
 
 
+def merge_sparse(terms: list[tuple[LinMap, Value]]) -> list[tuple[LinMap, Value]]:
+    """One sparse map per source: sparse terms that read the same source are summed."""
+    out: list[tuple[LinMap, Value]] = []
+    first: dict[int, int] = {}
+    for m, src in terms:
+        if m.kind != "sparse":
+            out.append((m, src))
+        elif id(src) not in first:
+            first[id(src)] = len(out)
+            out.append((m, src))
+        else:
+            k = first[id(src)]
+            prev = out[k][0]
+            values, indices = coalesce(np.concatenate([prev.indices[:, 0], m.indices[:, 0]]),
+                                       np.concatenate([prev.indices[:, 1], m.indices[:, 1]]),
+                                       np.concatenate([prev.weight, m.weight]),
+                                       int(np.prod(m.in_shape)))
+            ops = prev.ops + tuple(op for op in m.ops if op not in prev.ops)
+            out[k] = (replace(prev, weight=values, indices=indices, ops=ops), src)
+    return out
+
+
 def _rewrite(graph: Graph, z: Value, before: Op | None, consumer: Op | None,
              wanted: list[tuple[Value, str]]) -> list[str]:
     e = expand(graph, z)
+    e = Expansion(merge_sparse(e.terms), e.bias)
     loc_op = consumer or z.owner
     assert loc_op is not None
     values = [build_projection(graph, m, src, e.bias if i == 0 else None, before,

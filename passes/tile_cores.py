@@ -89,7 +89,19 @@ class TileCores(Pass):
         best_fail: tuple[float, Shape, tuple[str, int]] | None = None
         chosen: tuple[float, Shape] | None = None
         level = None
-        for count, block in candidate_shapes(layer.shape, limits["compartments"]):
+        candidates = candidate_shapes(layer.shape, limits["compartments"])
+        if any(p.kind == "sparse" for p in layer.projections):
+            # nengo-loihi 1.1 cannot split a block that sparse weights enter (split_blocks.py)
+            candidates = [(1, layer.shape)]
+            if math.prod(layer.shape) > limits["compartments"]:
+                raise SnnccError(
+                    f"{layer.op.describe()}: a syn.sparse projection (bilinear upsampling's "
+                    "border) enters this layer, and nengo-loihi 1.1 cannot split a block fed "
+                    f"by sparse weights, but its {math.prod(layer.shape)} neurons exceed one "
+                    f"core's {limits['compartments']} compartments; use nearest upsampling "
+                    "or a transposed convolution for Loihi, or a smaller layer (the numpy "
+                    "target runs it)")
+        for count, block in candidates:
             if chosen is not None and count != level:
                 break
             ok, fullest, worst = self._fits(counter, layer, block, consumers)

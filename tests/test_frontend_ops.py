@@ -113,9 +113,40 @@ def test_nearest_resize_forms(name, tmp_path):
     assert next(graph.ops_of(Upsample)).attrs.scale in ((2, 3), (2, 2))
 
 
+LINEAR = {
+    "half-pixel-x2x3": resize(13, ["", "scales"], {"scales": SCALES}, mode="linear"),
+    "pytorch-half-pixel-x2-opset11": resize(
+        11, ["roi", "scales"], {"roi": EMPTY, "scales": np.array([1, 1, 2, 2], np.float32)},
+        size=(7, 6), mode="linear", coordinate_transformation_mode="pytorch_half_pixel"),
+    "asymmetric-sizes": resize(
+        13, ["", "", "sizes"], {"sizes": np.array([1, 2, 12, 10], np.int64)}, size=(6, 5),
+        mode="linear", coordinate_transformation_mode="asymmetric"),
+    "half-pixel-symmetric-x4": resize(
+        19, ["", "scales"], {"scales": np.array([4, 4], np.float32)}, axes=[2, 3],
+        mode="linear", coordinate_transformation_mode="half_pixel_symmetric"),
+    "single-pixel": resize(13, ["", "scales"], {"scales": SCALES}, size=(1, 1), mode="linear"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LINEAR))
+def test_linear_resize_is_a_transposed_conv_plus_a_sparse_border(name, tmp_path):
+    graph = check(LINEAR[name], tmp_path)
+    kinds_ = kinds(graph)
+    assert kinds_ in (["syn.conv_transpose2d", "syn.sparse", "syn.add"],
+                      ["syn.conv_transpose2d"])
+    assert (kinds_ == ["syn.conv_transpose2d"]) == (name == "single-pixel")
+
+
 REFUSED_RESIZE = {
-    "linear": (resize(13, ["", "scales"], {"scales": SCALES}, mode="linear"),
-               "Resize mode 'linear': only nearest-neighbour upsampling by integer factors"),
+    "cubic": (resize(13, ["", "scales"], {"scales": SCALES}, mode="cubic"),
+              "Resize mode 'cubic': only nearest and linear upsampling by integer factors"),
+    "linear-align-corners": (resize(13, ["", "scales"], {"scales": SCALES}, size=(8, 8),
+                                    mode="linear", coordinate_transformation_mode="align_corners"),
+                             "weighs its inputs differently across the image"),
+    "linear-fractional": (resize(13, ["", "scales"], {"scales": np.array([1, 1, 1.5, 2],
+                                                                         np.float32)},
+                                 mode="linear"),
+                          "scale 1.5 along axis 2 (4 → 6) is not an integer ≥ 1"),
     "fractional": (resize(13, ["", "scales"], {"scales": np.array([1, 1, 1.5, 2], np.float32)}),
                    "scale 1.5 along axis 2 (4 → 6) is not an integer ≥ 1"),
     "align-corners": (resize(13, ["", "scales"], {"scales": SCALES},
@@ -137,7 +168,7 @@ def test_other_resizes_are_refused(name, tmp_path):
     with pytest.raises(UnsupportedModelError) as err:
         import_onnx(save(m, tmp_path / "m.onnx"))
     assert why in err.value.refusals[0].why
-    assert "nn.Upsample(scale_factor=2)" in err.value.refusals[0].todo
+    assert "nn.Upsample(scale_factor=2, mode='bilinear'" in err.value.refusals[0].todo
 
 
 @pytest.mark.parametrize(("opset", "ops"), [

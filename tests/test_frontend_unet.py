@@ -19,7 +19,7 @@ from models.unets import SPECS, UNetSpec, export_unet
 from snncc.frontend.onnx import OnnxImportError, import_onnx
 from snncc.ir import OnnxLoc
 from snncc.ir.interp.analog import run_analog
-from snncc.ir.ops import BatchNorm, Concat, ConvTranspose2d, Softmax, Transpose
+from snncc.ir.ops import BatchNorm, Concat, ConvTranspose2d, Softmax, SparseMap, Transpose
 from snncc.pipeline import PassContext, PassManager, parse_pipeline
 
 IMAGES = 5
@@ -70,7 +70,8 @@ def test_structure_is_kept(spec: UNetSpec, exported):
         assert isinstance(op.loc, OnnxLoc) and op.loc.file == path.name
         assert onnx_nodes[op.loc.node] == op.loc.op_type
     kernels = {graph.weights[op.attrs.weight].shape[2] for op in graph.ops_of(ConvTranspose2d)}
-    assert kernels == {"convT2": {2}, "convT4": {4}}.get(spec.up, set())
+    assert kernels == {"convT2": {2}, "convT4": {4}, "bilinear": {4}}.get(spec.up, set())
+    assert len(list(graph.ops_of(SparseMap))) == (2 if spec.up == "bilinear" else 0)
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)

@@ -1,7 +1,8 @@
 """Linear maps between populations, and how two of them compose into one (for fuse-linear).
 
-Every linear analog op is read as one of three shapes of map, with dense (groups = 1,
-dilation = 1) kernels: a convolution, a transposed convolution or a dense layer. Average
+Every linear analog op is read as one of four shapes of map, with dense (groups = 1,
+dilation = 1) kernels: a convolution, a transposed convolution, a dense layer, or a sparse
+map (`syn.sparse`: COO entries over the flattened per-image tensors). Average
 and sum pooling are convolutions with diagonal kernels, nearest upsampling is a transposed
 convolution with a diagonal kernel of ones, a constant per-channel affine is a 1x1
 convolution. Biases are kept apart (see `fuse_linear.expand`) and pushed through maps with
@@ -24,12 +25,13 @@ from snncc.ir.ops import (
     Conv2d,
     ConvTranspose2d,
     Dense,
+    SparseMap,
     SumPool2d,
     Upsample,
 )
 from snncc.ir.ops.common import pooled_size
 
-Kind = Literal["identity", "conv", "convT", "dense"]
+Kind = Literal["identity", "conv", "convT", "dense", "sparse"]
 Pair = tuple[int, int]
 Quad = tuple[int, int, int, int]
 
@@ -43,7 +45,8 @@ class LinMap:
     """A bias-free linear map from a (C, H, W) or (F,) tensor to another.
 
     Weight layouts follow the IR: conv (out, in, kh, kw), convT (in, out, kh, kw),
-    dense (out, in). `ops` are the IR ops it was made from (for locations and messages).
+    dense (out, in), sparse (nnz,) with `indices` (nnz, 2) [output, input] flat indices.
+    `ops` are the IR ops it was made from (for locations and messages).
     """
 
     kind: Kind
@@ -54,6 +57,7 @@ class LinMap:
     pads: Quad = (0, 0, 0, 0)
     output_padding: Pair = (0, 0)
     ops: tuple[Op, ...] = ()
+    indices: np.ndarray | None = None
 
     def describe(self) -> str:
         return " → ".join(f"{op.name} '%{op.result.name}'" for op in self.ops) or "identity"
@@ -130,6 +134,10 @@ def of_op(graph: Graph, op: Op) -> tuple[LinMap, np.ndarray | None]:
     elif isinstance(op, Upsample):
         m = LinMap("convT", in_shape, out_shape, _diagonal(in_shape[0], a.scale, 1.0),
                    a.scale, ops=(op,))
+    elif isinstance(op, SparseMap):
+        m = LinMap("sparse", in_shape, out_shape, graph.weights[a.weight].astype(np.float64),
+                   ops=(op,), indices=graph.weights[a.indices].astype(np.int64))
+        bias = None if a.bias is None else graph.weights[a.bias]
     elif isinstance(op, AffineConst):
         m, bias = _affine(graph, op)
     elif isinstance(op, Dense):
@@ -231,9 +239,64 @@ def _conv_convt(b: LinMap, a: LinMap) -> LinMap:
                   a.output_padding, a.ops + b.ops)
 
 
+def _crop_correction(b: LinMap, a: LinMap) -> LinMap:
+    """What the conv `b` reads of its zero padding where the transposed conv `a` cropped
+    nonzero values (its pads): −(b's taps on a's cropped border), as a sparse map. Added to
+    the composed transposed conv (which reads those values), it gives `b` after `a`."""
+    c_in, c_out = a.in_shape[0], b.out_shape[0]
+    per_axis = []
+    for i in range(2):
+        n_in, n_mid, n_out = a.in_shape[1 + i], a.out_shape[1 + i], b.out_shape[1 + i]
+        ka, kb = a.weight.shape[2 + i], b.weight.shape[2 + i]
+        inp, ta, out, tb = np.meshgrid(np.arange(n_in), np.arange(ka), np.arange(n_out),
+                                       np.arange(kb), indexing="ij")
+        mid = inp * a.strides[i] - a.pads[i] + ta  # the cropped output a writes
+        ok = (out == mid + b.pads[i] - tb) & (out >= 0)
+        cropped = (mid < 0) | (mid >= n_mid)
+        per_axis.append([arr[ok] for arr in (inp, ta, out, tb, cropped)])
+    (iy, tay, oy, tby, cy), (ix, tax, ox, tbx, cx) = per_axis
+    pairs = np.nonzero(cy[:, None] | cx[None, :])
+    k = np.einsum("ocyx,icuv->uvyxoi", b.weight, a.weight)  # (ka, ka, kb, kb, C_out, C_in)
+    y, x = pairs
+    block = -k[tay[y], tax[x], tby[y], tbx[x]]  # (pairs, C_out, C_in)
+    n_pix_out, n_pix_in = b.out_shape[1] * b.out_shape[2], a.in_shape[1] * a.in_shape[2]
+    opix, ipix = oy[y] * b.out_shape[2] + ox[x], iy[y] * a.in_shape[2] + ix[x]
+    rows = opix[:, None, None] + np.arange(c_out)[None, :, None] * n_pix_out
+    cols = ipix[:, None, None] + np.arange(c_in)[None, None, :] * n_pix_in
+    rows, cols = np.broadcast_arrays(rows, cols, block)[:2]
+    values, indices = coalesce(rows.ravel(), cols.ravel(), block.ravel(), c_in * n_pix_in)
+    return LinMap("sparse", a.in_shape, b.out_shape, values, ops=a.ops + b.ops,
+                  indices=indices)
+
+
+def _conv_after_cropped_convt(b: LinMap, a: LinMap) -> list[LinMap]:
+    """A conv after a transposed conv that crops (pads): the transposed conv composed
+    with `b` as if nothing were cropped, plus the sparse border correction."""
+    if b.strides != (1, 1):
+        raise _fail(b, a, "a strided convolution after a transposed one is no single "
+                    "transposed convolution")
+    full = tuple(a.strides[i] * (a.in_shape[1 + i] - 1) + a.output_padding[i]
+                 + a.weight.shape[2 + i] for i in range(2))
+    uncropped = replace(a, out_shape=(a.out_shape[0], *full), pads=(0, 0, 0, 0))
+    shifted = replace(b, in_shape=uncropped.out_shape,
+                      pads=tuple(b.pads[i] - a.pads[i] for i in range(4)))
+    band = _conv_convt(shifted, uncropped)
+    band = replace(band, ops=a.ops + b.ops)
+    fix = _crop_correction(b, a)
+    return [band, fix] if len(fix.weight) else [band]
+
+
 def _pointwise(m: LinMap) -> bool:
     return (m.kind == "conv" and m.weight.shape[2:] == (1, 1) and m.strides == (1, 1)
             and not any(m.pads))
+
+
+def compose_terms(outer: LinMap, inner: LinMap) -> list[LinMap]:
+    """Maps that sum to `outer` after `inner`: one, or a transposed conv and its sparse
+    border correction when a conv reads past the border a transposed conv cropped."""
+    if outer.kind == "conv" and inner.kind == "convT" and any(inner.pads):
+        return _conv_after_cropped_convt(outer, inner)
+    return [compose(outer, inner)]
 
 
 def compose(outer: LinMap, inner: LinMap) -> LinMap:
@@ -249,11 +312,93 @@ def compose(outer: LinMap, inner: LinMap) -> LinMap:
     if outer.kind == "convT" and _pointwise(inner):
         w = np.einsum("mi,mohw->iohw", inner.weight[:, :, 0, 0], outer.weight)
         return replace(outer, in_shape=inner.in_shape, weight=w, ops=inner.ops + outer.ops)
+    if inner.kind == "sparse" and outer.kind in ("conv", "convT", "sparse"):
+        return _after_sparse(outer, inner)
+    if outer.kind == "sparse" and _pointwise(inner):
+        return _sparse_after_pointwise(outer, inner)
     if outer.kind == "dense" and inner.kind == "dense":
         return replace(outer, in_shape=inner.in_shape, weight=outer.weight @ inner.weight,
                        ops=inner.ops + outer.ops)
     raise _fail(outer, inner, f"a {outer.kind} after a {inner.kind} is not one linear op of "
                 "a kind the chip runs")
+
+
+def coalesce(rows: np.ndarray, cols: np.ndarray, values: np.ndarray, n_in: int
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """COO entries with repeated (row, col) pairs summed and zeros dropped, sorted:
+    (values, indices (nnz, 2))."""
+    keys, inverse = np.unique(rows * n_in + cols, return_inverse=True)
+    summed = np.bincount(inverse.ravel(), values, minlength=len(keys))
+    keep = summed != 0
+    keys = keys[keep]
+    return summed[keep], np.stack([keys // n_in, keys % n_in], axis=1)
+
+
+def _tap_targets(m: LinMap, mid: np.ndarray, ty: int, tx: int) -> tuple[np.ndarray, ...]:
+    """For flat input indices `mid` of the conv / convT `m` and tap (ty, tx): which reach
+    an output pixel (mask), the output pixel's flat index (per channel) and the channel."""
+    _, h, w = m.in_shape
+    _, ho, wo = m.out_shape
+    c, y, x = mid // (h * w), (mid // w) % h, mid % w
+    (sh, sw), (ph, pw) = m.strides, m.pads[:2]
+    if m.kind == "conv":  # output o reads input o·s − p + t
+        ny, nx = y + ph - ty, x + pw - tx
+        oy, ox = ny // sh, nx // sw
+        ok = (ny % sh == 0) & (nx % sw == 0)
+    else:  # input i writes output i·s − p + t
+        oy, ox = y * sh - ph + ty, x * sw - pw + tx
+        ok = np.ones(len(mid), bool)
+    ok &= (oy >= 0) & (oy < ho) & (ox >= 0) & (ox < wo)
+    return ok, oy * wo + ox, c
+
+
+def _after_sparse(outer: LinMap, inner: LinMap) -> LinMap:
+    """A conv / convT / sparse map after a sparse one: sparse (each inner entry spreads
+    through the outer map's taps)."""
+    n_in = int(np.prod(inner.in_shape))
+    mid, src, v = inner.indices[:, 0], inner.indices[:, 1], inner.weight
+    rows, cols, vals = [], [], []
+    if outer.kind == "sparse":
+        order = np.argsort(outer.indices[:, 1], kind="stable")
+        o_in = outer.indices[order, 1]
+        lo, hi = np.searchsorted(o_in, mid, "left"), np.searchsorted(o_in, mid, "right")
+        for k in np.nonzero(hi > lo)[0]:
+            sel = order[lo[k]:hi[k]]
+            rows.append(outer.indices[sel, 0])
+            cols.append(np.full(len(sel), src[k]))
+            vals.append(outer.weight[sel] * v[k])
+    else:
+        w = outer.weight if outer.kind == "conv" else outer.weight.transpose(1, 0, 2, 3)
+        n_pix = int(np.prod(outer.out_shape[1:]))
+        co = np.arange(w.shape[0])[:, None] * n_pix
+        for ty in range(w.shape[2]):
+            for tx in range(w.shape[3]):
+                ok, pix, c = _tap_targets(outer, mid, ty, tx)
+                tap = w[:, c[ok], ty, tx] * v[ok][None]  # (C_out, entries)
+                rows.append((co + pix[ok][None]).ravel())
+                cols.append(np.broadcast_to(src[ok], tap.shape).ravel())
+                vals.append(tap.ravel())
+    if not rows:
+        return replace(outer, kind="sparse", in_shape=inner.in_shape, weight=np.zeros(0),
+                       indices=np.zeros((0, 2), np.int64), ops=inner.ops + outer.ops)
+    values, indices = coalesce(np.concatenate(rows), np.concatenate(cols),
+                               np.concatenate(vals), n_in)
+    return LinMap("sparse", inner.in_shape, outer.out_shape, values, ops=inner.ops + outer.ops,
+                  indices=indices)
+
+
+def _sparse_after_pointwise(outer: LinMap, inner: LinMap) -> LinMap:
+    """A sparse map after a 1x1 convolution: each entry reads every input channel."""
+    c_in = inner.in_shape[0]
+    n_pix = int(np.prod(inner.in_shape[1:]))
+    c, pix = outer.indices[:, 1] // n_pix, outer.indices[:, 1] % n_pix
+    p = inner.weight[:, :, 0, 0]  # (C_mid, C_in)
+    vals = outer.weight[:, None] * p[c]  # (entries, C_in)
+    rows = np.broadcast_to(outer.indices[:, :1], vals.shape)
+    cols = np.arange(c_in)[None] * n_pix + pix[:, None]
+    values, indices = coalesce(rows.ravel(), cols.ravel(), vals.ravel(), c_in * n_pix)
+    return LinMap("sparse", inner.in_shape, outer.out_shape, values, ops=inner.ops + outer.ops,
+                  indices=indices)
 
 
 def apply(m: LinMap, x: np.ndarray) -> np.ndarray:
@@ -264,6 +409,11 @@ def apply(m: LinMap, x: np.ndarray) -> np.ndarray:
         return x
     if m.kind == "dense":
         return m.weight @ x
+    if m.kind == "sparse":
+        flat = np.broadcast_to(x, m.in_shape).ravel()
+        out = np.bincount(m.indices[:, 0], m.weight * flat[m.indices[:, 1]],
+                          minlength=int(np.prod(m.out_shape)))
+        return out.reshape(m.out_shape)
     batch = np.broadcast_to(x, m.in_shape)[None]
     if m.kind == "conv":
         return kernels.conv2d(batch, m.weight, None, m.strides, m.pads)[0].astype(np.float64)
@@ -283,6 +433,12 @@ def as_weighted(m: LinMap) -> LinMap:
 
 def input_slice(m: LinMap, start: int, stop: int, part_shape: tuple[int, ...]) -> LinMap:
     """The part of `m` that reads input channels [start, stop) (a concat's part)."""
+    if m.kind == "sparse":
+        n_pix = int(np.prod(part_shape[1:]))
+        cols = m.indices[:, 1]
+        keep = (cols >= start * n_pix) & (cols < stop * n_pix)
+        indices = np.stack([m.indices[keep, 0], cols[keep] - start * n_pix], axis=1)
+        return replace(m, in_shape=part_shape, weight=m.weight[keep], indices=indices)
     w = m.weight[start:stop] if m.kind == "convT" else m.weight[:, start:stop]
     return replace(m, in_shape=part_shape, weight=w)
 
@@ -291,6 +447,10 @@ def output_embed(m: LinMap, start: int, out_shape: tuple[int, ...]) -> LinMap:
     """`m` writing output channels [start, start + its channels) of a wider output."""
     m = as_weighted(m)
     w = m.weight
+    if m.kind == "sparse":
+        shift = start * int(np.prod(m.out_shape[1:]))
+        return replace(m, out_shape=out_shape,
+                       indices=m.indices + np.array([[shift, 0]]))
     if m.kind == "convT":
         full = np.zeros((w.shape[0], out_shape[0], *w.shape[2:]))
         full[:, start:start + w.shape[1]] = w

@@ -9,7 +9,7 @@ import numpy as np
 
 from snncc.ir.graph import Graph
 from snncc.ir.op import Op
-from snncc.ir.ops import AvgPool2d, Conv2d, ConvTranspose2d, Dense, SumPool2d
+from snncc.ir.ops import AvgPool2d, Conv2d, ConvTranspose2d, Dense, SparseMap, SumPool2d
 from snncc.ir.ops.kinds import Population, SpikeSource
 from snncc.ir.weights import WeightStore
 
@@ -31,6 +31,8 @@ def synapse_count(op: Op, weights: WeightStore) -> int:
     a = op.attrs
     if isinstance(op, Dense):
         return op.inputs[0].type.shape[1] * op.result.type.shape[1]
+    if isinstance(op, SparseMap):
+        return len(np.unique(weights[a.indices], axis=0))
     if not isinstance(op, (Conv2d, ConvTranspose2d, AvgPool2d, SumPool2d)):
         return 0
     _, c_in, *size_in = op.inputs[0].type.shape
@@ -80,7 +82,9 @@ def summarize(graph: Graph) -> dict[str, Any]:
         "outputs": {v.name: list(v.type.shape) for v in graph.outputs},
         "properties": list(graph.attrs.properties),
         "ops": dict(sorted(Counter(op.name for op in graph.ops).items())),
-        "parameters": sum(int(graph.weights[n].size) for n in graph.weights),
+        # weights and biases; integer arrays (syn.sparse's indices) are connectivity
+        "parameters": sum(int(graph.weights[n].size) for n in graph.weights
+                          if graph.weights[n].dtype.kind == "f"),
         "neurons": sum(row["neurons"] for row in layers),
         "synapses": sum(row["synapses"] for row in layers),
         "layers": layers,

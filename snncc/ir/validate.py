@@ -24,9 +24,11 @@ def attrs_problem(attrs: GraphAttrs) -> str | None:
 def weights_problem(weights: WeightStore) -> str | None:
     for name in weights:
         array = weights[name]
+        if array.dtype == np.int32:
+            continue  # connectivity (syn.sparse's indices); the ops check their use
         if not np.issubdtype(array.dtype, np.floating):
             return (f"weight array '{name}' holds {array.dtype} values; snncc weights are "
-                    "floating point")
+                    "floating point (int32 only for connectivity indices)")
         bad = int(array.size - np.isfinite(array).sum())
         if bad:
             return f"weight array '{name}' holds {bad} NaN or infinite value(s)"

@@ -173,7 +173,8 @@ def _setup(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], mode: str, chu
             if id(op.inputs[0]) in env:
                 p.const[key] = _frames_last(plan.synapses[key](env[id(op.inputs[0])]))
             else:
-                p.synapses[key] = SYNAPSES[op](op, plan.synapses[key].weight)
+                syn = plan.synapses[key]
+                p.synapses[key] = SYNAPSES[op](op, syn.weight, *syn.structure)
     p.q = np.zeros(chunk * images * biggest, np.float32)
     return p
 

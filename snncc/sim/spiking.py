@@ -30,7 +30,7 @@ from snncc.ir.interp import kernels
 from snncc.ir.interp.analog import ANALOG_KERNELS
 from snncc.ir.location import OnnxLoc
 from snncc.ir.op import Op
-from snncc.ir.ops import LIF, Conv2d, ConvTranspose2d, Dense, Readout, SpikeInput
+from snncc.ir.ops import LIF, Conv2d, ConvTranspose2d, Dense, Readout, SparseMap, SpikeInput
 from snncc.ir.ops.kinds import Neurons, Population, SpikeSource, Synapse, View, through_views
 from snncc.pipeline.target import RunResult
 from snncc.sim.dynamics import FloatNeurons, LoihiNeurons, lif_decay
@@ -62,13 +62,19 @@ def _dense(op: Op, x: np.ndarray, weight: np.ndarray) -> np.ndarray:
     return kernels.dense(x, weight)
 
 
+@REFERENCE_SYNAPSES.register(SparseMap)
+def _sparse(op: Op, x: np.ndarray, weight: np.ndarray, indices: np.ndarray) -> np.ndarray:
+    return kernels.sparse_map(x, weight, indices, op.attrs.out_shape)
+
+
 @dataclass
 class _Synapse:
     op: Op
     weight: np.ndarray  # float32; integer-valued (chip units) in loihi mode
+    structure: tuple[np.ndarray, ...] = ()  # the op's `connectivity` arrays (sparse indices)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return REFERENCE_SYNAPSES[self.op](self.op, x, self.weight)
+        return REFERENCE_SYNAPSES[self.op](self.op, x, self.weight, *self.structure)
 
 
 @dataclass
@@ -119,7 +125,8 @@ def _plan(graph: Graph, mode: str) -> _Plan:
                 w = w * src.attrs.amplitude
             if id(op.result) in scale:
                 w = np.rint(w * scale[id(op.result)])
-            synapses[id(op.result)] = _Synapse(op, w.astype(np.float32))
+            structure = tuple(graph.weights[getattr(op.attrs, name)] for name in op.connectivity)
+            synapses[id(op.result)] = _Synapse(op, w.astype(np.float32), structure)
             loop.append(op)
         else:
             host.append(op)

@@ -27,7 +27,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from snncc.ir.dispatch import OpTable
 from snncc.ir.op import Op
-from snncc.ir.ops import Conv2d, ConvTranspose2d, Dense
+from snncc.ir.ops import Conv2d, ConvTranspose2d, Dense, SparseMap
 
 BLOCK_BYTES = 64 << 20  # float32 im2col / scatter scratch per frame block
 EVENT_DENSITY = 0.4  # below this share of active inputs, scatter the events (measured)
@@ -61,7 +61,7 @@ class Synapse:
         raise NotImplementedError
 
 
-# The `Synapse` subclass of each op class, built as `(op, weight)`.
+# The `Synapse` subclass of each op class, built as `(op, weight, *connectivity arrays)`.
 SYNAPSES: OpTable[Callable[[Op, np.ndarray], Synapse]] = OpTable("fast synapse kernel")
 
 
@@ -254,3 +254,59 @@ class DenseSynapse(Synapse):
 
     def dense(self, s: np.ndarray, out: np.ndarray) -> None:
         out += s.astype(np.float32) @ self.w
+
+
+@nb.njit(cache=True, parallel=True)
+def _csr_events(s, start, targets, w, out):
+    """out[f, targets[k]] += w[k] for the entries k of every active input (CSR by input)."""
+    frames, n_in = s.shape
+    for f in nb.prange(frames):
+        row = out[f]
+        for i in range(n_in):
+            if s[f, i]:
+                for k in range(start[i], start[i + 1]):
+                    row[targets[k]] += w[k]
+
+
+@nb.njit(cache=True, parallel=True)
+def _coo_gather(s, sources, targets, w, out):
+    """out[f, targets[k]] += w[k] · s[f, sources[k]] over all entries (any density)."""
+    for f in nb.prange(s.shape[0]):
+        row, frame = out[f], s[f]
+        for k in range(len(w)):
+            if frame[sources[k]]:
+                row[targets[k]] += w[k]
+
+
+def _channels_last_index(flat: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Flat C-order indices of a per-frame canonical (C, H, W) tensor, as flat indices of
+    its channels-last layout; other ranks unchanged."""
+    if len(shape) != 3:
+        return flat
+    c, h, w = shape
+    ch, pix = flat // (h * w), flat % (h * w)
+    return pix * c + ch
+
+
+@SYNAPSES.register(SparseMap)
+class SparseSynapse(Synapse):
+    """syn.sparse; weight (nnz,), indices (nnz, 2) [output, input], canonical layout."""
+
+    def __init__(self, op: Op, weight: np.ndarray, indices: np.ndarray) -> None:
+        super().__init__(op)
+        rows = _channels_last_index(indices[:, 0].astype(np.int64), op.result.type.shape[1:])
+        cols = _channels_last_index(indices[:, 1].astype(np.int64),
+                                    op.inputs[0].type.shape[1:])
+        order = np.argsort(cols, kind="stable")
+        self.sources, self.targets = cols[order], rows[order]
+        self.w = np.ascontiguousarray(weight[order], np.float32)
+        n_in = int(np.prod(op.inputs[0].type.shape[1:]))
+        self.start = np.searchsorted(self.sources, np.arange(n_in + 1))
+
+    def events(self, s: np.ndarray, out: np.ndarray) -> None:
+        _csr_events(s.reshape(len(s), -1), self.start, self.targets, self.w,
+                    out.reshape(len(out), -1))
+
+    def dense(self, s: np.ndarray, out: np.ndarray) -> None:
+        _coo_gather(s.reshape(len(s), -1), self.sources, self.targets, self.w,
+                    out.reshape(len(out), -1))

@@ -70,7 +70,8 @@ def _facts(graph: Graph, lowered: Lowered) -> dict[str, Any]:
                 "name": p.op.result.name, "op": p.op.name,
                 "source": lowered.source(p).op.result.name, "target": x.op.result.name,
                 "transform": {"conv": "Convolution", "transpose": "ConvolutionTranspose",
-                              "dense": "Dense"}[p.kind] if x.role == "chip" else "host",
+                              "dense": "Dense", "sparse": "Sparse"}[p.kind]
+                if x.role == "chip" else "host",
                 "kernel_shape": list(p.kernel.shape), "strides": list(p.strides),
                 "padding": p.padding,
             })

@@ -180,6 +180,11 @@ def transform(p: Projection) -> Any:
     nengo, _ = import_nengo()
     if p.kind == "dense":
         return nengo.transforms.Dense(p.kernel.shape, init=p.kernel)
+    if p.kind == "sparse":  # from the neurons it reads (`p.sources`), as columns 0..n-1
+        cols = np.searchsorted(p.sources, p.indices[:, 1])
+        shape = (int(np.prod(p.out_shape)), len(p.sources))
+        return nengo.transforms.Sparse(shape, indices=np.stack([p.indices[:, 0], cols], 1),
+                                       init=p.kernel)
     common = dict(n_filters=p.kernel.shape[3], input_shape=p.in_shape,
                   kernel_size=p.kernel.shape[:2], strides=p.strides, padding=p.padding,
                   channels_last=False, init=p.kernel)
@@ -218,7 +223,8 @@ def build(graph: Graph, lowered: Lowered, images: dict[str, np.ndarray],
             synapse = nengo.Lowpass(tau_s) if tau_s > 0 else None
             for p in layer.projections:
                 src = ensembles[lowered.source(p).op.result.name]
-                nengo.Connection(src.neurons, ens.neurons, transform=transform(p),
+                pre = src.neurons[p.sources] if p.kind == "sparse" else src.neurons
+                nengo.Connection(pre, ens.neurons, transform=transform(p),
                                  synapse=synapse, label=p.op.result.name)
             if probe_all or name in needed:
                 probes[name] = nengo.Probe(ens.neurons, "output", synapse=None)

@@ -3,7 +3,8 @@
 Each `UNetSpec` switches on features: BatchNorm (kept as ONNX nodes: exported with
 `do_constant_folding=False` and `TrainingMode.PRESERVE` in eval mode), downsampling by
 average pooling or a strided convolution, upsampling by nearest Resize (scale factor or
-target size) or a transposed convolution with kernel 2 or 4, residual additions, dilated
+target size), bilinear `nn.Upsample` (align_corners=False) or a transposed convolution
+with kernel 2 or 4, residual additions, dilated
 convolutions, sigmoid, softmax or raw-logit heads, and the opset.
 """
 
@@ -26,7 +27,7 @@ class UNetSpec:
     size: int = 16
     head: str = "sigmoid"  # sigmoid | softmax | logits (raw scores, no activation)
     down: str = "avgpool"  # avgpool | strided
-    up: str = "resize"  # resize | resize_size | convT2 | convT4
+    up: str = "resize"  # resize | resize_size | bilinear | convT2 | convT4
     residual: bool = False
     dilated: bool = False
     dynamic_batch: bool = False
@@ -62,12 +63,15 @@ class Up(nn.Module):
             self.up = nn.ConvTranspose2d(cin, cout, 4, stride=2, padding=1)
         else:
             self.up = nn.Conv2d(cin, cout, 1)
+        self.bilinear = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "resize":
             x = F.interpolate(x, scale_factor=2, mode="nearest")
         elif self.mode == "resize_size":
             x = F.interpolate(x, size=(x.shape[2] * 2, x.shape[3] * 2), mode="nearest")
+        elif self.mode == "bilinear":
+            x = self.bilinear(x)
         return self.up(x)
 
 
@@ -143,4 +147,6 @@ SPECS = [
     UNetSpec("softmax3-resize-dilated-opset11", opset=11, classes=3, head="softmax",
              dilated=True, residual=True),
     UNetSpec("resize-size-sigmoid-opset17", opset=17, up="resize_size", size=20),
+    UNetSpec("bilinear-logits-strided-opset17", opset=17, up="bilinear", head="logits",
+             down="strided", size=20),
 ]

@@ -20,7 +20,14 @@ import numpy as np
 from snncc.diagnostics import SnnccError
 from snncc.hw.loihi.blockgraph import BlockGraph
 from snncc.hw.loihi.geometry import Layer, Lowered, Projection
-from snncc.hw.loihi.limits import LIMIT_WORDS, LIMITS, LOIHI_CORES_PER_CHIP, CoreUse, block_grid
+from snncc.hw.loihi.limits import (
+    LIMIT_WORDS,
+    LIMITS,
+    LOIHI_CORES_PER_CHIP,
+    CoreUse,
+    block_grid,
+    sparse_senders,
+)
 from snncc.hw.loihi.placement import Placement, placement_from
 from snncc.ir.graph import Graph
 from snncc.ir.summary import mean_rates
@@ -47,6 +54,9 @@ def _reach_counts(counter: CoreUse, proj: Projection, src: Layer, src_grid: list
                   dst_grid: list[Block]) -> np.ndarray:
     """(source blocks × target blocks) neurons of each source block whose spikes reach
     each target block (nengo-loihi sends every pixel to an unsplit target)."""
+    if proj.kind == "sparse":  # its target is one block (tile-cores)
+        sent = [sparse_senders(proj, b) for b in src_grid]
+        return np.repeat(np.array(sent, np.float64)[:, None], len(dst_grid), axis=1)
     sizes = np.array([math.prod(hi - lo for lo, hi in b) for b in src_grid], dtype=np.float64)
     spatial = proj.kind != "dense" and len(src.shape) == 3 and src.shape == proj.in_shape
     if not spatial or len(dst_grid) == 1:

@@ -19,7 +19,8 @@ Convolutions are expressed as nengo `Convolution` / `ConvolutionTranspose` trans
 (`channels_last=False`, kernel `(kh, kw, c_in, c_out)`). nengo only has "valid" and "same"
 padding; other ONNX paddings are reproduced exactly by adding zero taps to the kernel.
 Groups and dilations are expanded into a dense kernel with zeros; pooling and nearest
-upsampling become per-channel (diagonal) kernels.
+upsampling become per-channel (diagonal) kernels. `syn.sparse` becomes a
+`nengo.transforms.Sparse` connection from the presynaptic neurons it reads (discrete axons).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import numpy as np
 from snncc.diagnostics import SnnccError
 from snncc.ir.dispatch import OpTable
 from snncc.ir.graph import Graph, Value
+from snncc.ir.interp.kernels import sparse_map
 from snncc.ir.op import Op
 from snncc.ir.ops import (
     AvgPool2d,
@@ -42,6 +44,7 @@ from snncc.ir.ops import (
     ConvTranspose2d,
     Dense,
     Readout,
+    SparseMap,
     SpikeInput,
     SumPool2d,
     Upsample,
@@ -54,16 +57,24 @@ Role = Literal["chip", "input", "readout"]
 @dataclass(frozen=True)
 class Projection:
     """One synapse op as nengo builds it: `kind` conv / transpose (kernel (kh, kw, ci, co),
-    nengo padding) or dense (weight (out, in)); shapes exclude the batch axis."""
+    nengo padding), dense (weight (out, in)) or sparse (weights (nnz,) with `indices`
+    (nnz, 2) [output, input] flat neuron indices); shapes exclude the batch axis."""
 
     op: Op
-    kind: Literal["conv", "transpose", "dense"]
+    kind: Literal["conv", "transpose", "dense", "sparse"]
     kernel: np.ndarray
     strides: tuple[int, int]
     padding: Literal["valid", "same"]
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
     bias: np.ndarray | None  # per output neuron, flattened, or None
+    indices: np.ndarray | None = None  # sparse only
+
+    @cached_property
+    def sources(self) -> np.ndarray:
+        """Sparse: the presynaptic neurons it reads, sorted (one discrete axon each)."""
+        assert self.indices is not None
+        return np.unique(self.indices[:, 1])
 
     def nengo_pad(self, axis: int) -> int:
         """The padding nengo-loihi applies along spatial `axis` (its `conv2d_loihi_weights`)."""
@@ -99,6 +110,8 @@ class Projection:
         """The current this projection delivers for input `x` (batch first), bias excluded."""
         if self.kind == "dense":
             return x.reshape(len(x), -1) @ self.kernel.T
+        if self.kind == "sparse":
+            return sparse_map(x, self.kernel, self.indices, self.out_shape).astype(np.float64)
         rows, cols = self.tables
         _, n_r, n_c = self.out_shape
         y = np.zeros((len(x), self.kernel.shape[3], n_r, n_c))
@@ -274,6 +287,20 @@ def _dense_projection(op: Op, graph: Graph) -> Projection:
                       op.result.type.shape[1:], bias)
 
 
+@PROJECTIONS.register(SparseMap)
+def _sparse_projection(op: Op, graph: Graph) -> Projection:
+    a = op.attrs
+    bias = None
+    out_shape = op.result.type.shape[1:]
+    if a.bias is not None:
+        b = graph.weights[a.bias]
+        bias = (b.reshape(-1, *([1] * (len(out_shape) - 1))) * np.ones(out_shape)).ravel() \
+            if b.ndim == 1 else b.ravel()
+    return Projection(op, "sparse", graph.weights[a.weight].astype(np.float64), (1, 1),
+                      "valid", op.inputs[0].type.shape[1:], out_shape, bias,
+                      graph.weights[a.indices].astype(np.int64))
+
+
 def projection(op: Op, graph: Graph) -> Projection:
     """The synapse op in nengo's geometry (a registered lowering per op kind)."""
     return PROJECTIONS[op](op, graph)
@@ -305,7 +332,8 @@ def lower(graph: Graph) -> Lowered:
                 raise SnnccError(
                     f"{op.describe()}: its input %{v.name} comes from {what}, which the Loihi "
                     "target cannot build: population inputs must be synapse ops "
-                    "(syn.conv2d, syn.conv_transpose2d, syn.dense, pooling, upsampling) "
+                    "(syn.conv2d, syn.conv_transpose2d, syn.dense, syn.sparse, pooling, "
+                    "upsampling) "
                     "reading spikes or a graph input; run the spiking conversion passes")
         role: Role = "readout" if isinstance(op, Readout) else "chip"
         layers.append(Layer(op, role, tuple(projections), tuple(host)))

@@ -17,6 +17,11 @@ per block by `builder/validate.py`; at most 16 synapse configurations per core
   width comes from the largest compartment index of the block's synapse.
 - dense projections use discrete axons: one axon per presynaptic neuron into every block,
   8 bits per weight (compressed indices), every post neuron of the block stored.
+- sparse projections (`nengo.transforms.Sparse` from the neurons they read) use discrete
+  axons too: one per presynaptic neuron read, storing only its nonzero weights (`block.py`,
+  `Synapse.set_weights` with a scipy matrix). nengo-loihi cannot split a block such a
+  projection enters (`split_blocks.py`: "Sparse weights not yet supported"), so tile-cores
+  keeps those populations in one block.
 
 Groups whose weights coincide numerically share memory in nengo-loihi; they are counted
 here as distinct, so the synapse count is an upper bound in that rare case.
@@ -73,6 +78,15 @@ def index_bits(max_index: int) -> int:
     return next((b for b in _INDEX_BITS if b >= need), _INDEX_BITS[-1])
 
 
+def in_block(flat: np.ndarray, shape: tuple[int, ...], block: tuple[tuple[int, int], ...]
+             ) -> np.ndarray:
+    """Whether each flat (C-order) neuron index of a population of `shape` lies in `block`."""
+    inside = np.ones(len(flat), bool)
+    for index, (lo, hi) in zip(np.unravel_index(flat, shape), block, strict=True):
+        inside &= (index >= lo) & (index < hi)
+    return inside
+
+
 def blocks_1d(n: int, b: int) -> list[tuple[int, int]]:
     return [(lo, min(lo + b, n)) for lo in range(0, n, b)]
 
@@ -80,6 +94,11 @@ def blocks_1d(n: int, b: int) -> list[tuple[int, int]]:
 def block_grid(shape: tuple[int, ...], block: tuple[int, ...]) -> list[tuple[tuple[int, int], ...]]:
     """Blocks in row-major order (nengo-loihi's and the IR's `chips` order)."""
     return list(itertools.product(*(blocks_1d(n, b) for n, b in zip(shape, block, strict=True))))
+
+
+def sparse_senders(proj: Projection, block: tuple[tuple[int, int], ...]) -> int:
+    """Neurons of a source block that a sparse projection reads (each sends one axon)."""
+    return int(in_block(proj.sources, proj.in_shape, block).sum())
 
 
 @dataclass
@@ -129,6 +148,10 @@ class CoreUse:
         if proj.kind == "dense":
             n_in = math.prod(proj.in_shape)
             return n_in, n_in * bits_per_axon(n_block, 8)
+        if proj.kind == "sparse":
+            into = proj.indices[in_block(proj.indices[:, 0], proj.out_shape, block), 1]
+            per_source = np.unique(into, return_counts=True)[1]
+            return len(proj.sources), sum(bits_per_axon(int(n), 8) for n in per_source)
         (_, _), (r0, r1), (c0, c1) = block
         cb, hb, wb = sizes
         rs, cs = self.stats(proj, 0, r0, r1), self.stats(proj, 1, c0, c1)
@@ -156,6 +179,8 @@ class CoreUse:
         post_blocks = block_grid(post.shape, post_block or post.shape)
         if proj.kind == "dense":
             return n_block * len(post_blocks)
+        if proj.kind == "sparse":
+            return sparse_senders(proj, block) * len(post_blocks)
         (_, _), (r0, r1), (c0, c1) = block
         if len(post_blocks) == 1:
             return (r1 - r0) * (c1 - c0) * POP32_SLOTS

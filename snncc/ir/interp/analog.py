@@ -38,6 +38,7 @@ from snncc.ir.ops import (
     Reshape,
     Sigmoid,
     Softmax,
+    SparseMap,
     SumPool2d,
     Transpose,
     Upsample,
@@ -161,6 +162,12 @@ def _batchnorm(op: Op, xs: list[np.ndarray], w: WeightStore) -> np.ndarray:
 @analog_kernel(Dense)
 def _dense(op: Op, xs: list[np.ndarray], w: WeightStore) -> np.ndarray:
     return kernels.dense(xs[0], w[op.attrs.weight], _opt(w, op.attrs.bias))
+
+
+@analog_kernel(SparseMap)
+def _sparse(op: Op, xs: list[np.ndarray], w: WeightStore) -> np.ndarray:
+    a = op.attrs
+    return kernels.sparse_map(xs[0], w[a.weight], w[a.indices], a.out_shape, _opt(w, a.bias))
 
 
 @analog_kernel(Flatten, rowwise=lambda op, w: op.attrs.axis >= 1)

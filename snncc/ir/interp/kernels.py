@@ -231,6 +231,22 @@ def dense(x: np.ndarray, weight: np.ndarray, bias: np.ndarray | None = None) -> 
     return out
 
 
+def sparse_map(x: np.ndarray, weight: np.ndarray, indices: np.ndarray,
+               out_shape: Sequence[int], bias: np.ndarray | None = None) -> np.ndarray:
+    """y[n, o] = Σ weight[k] · x[n, i] over the entries k = (o, i) of `indices`, per sample
+    (both sides flattened in C order), accumulated in float64."""
+    x = as_f32(x)
+    n, n_out = len(x), math.prod(out_shape)
+    rows, cols = indices[:, 0], indices[:, 1]
+    contrib = x.reshape(n, -1)[:, cols] * weight.astype(np.float64)
+    slots = (np.arange(n)[:, None] * n_out + rows[None, :]).ravel()
+    out = np.bincount(slots, contrib.ravel(), minlength=n * n_out).astype(np.float32)
+    out = out.reshape(n, *out_shape)
+    if bias is not None:
+        out += _bias_shape(as_f32(bias), out.ndim)
+    return out
+
+
 def flatten(x: np.ndarray, axis: int) -> np.ndarray:
     return x.reshape(math.prod(x.shape[:axis]), -1)
 

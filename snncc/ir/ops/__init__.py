@@ -1,6 +1,6 @@
 """The built-in op kinds. Importing this package registers them."""
 
-from snncc.ir.ops import analog, encoding, spiking
+from snncc.ir.ops import analog, encoding, sparse, spiking
 from snncc.ir.ops.analog import (
     Add,
     AffineConst,
@@ -21,6 +21,7 @@ from snncc.ir.ops.analog import (
 )
 from snncc.ir.ops.encoding import SpikeInput
 from snncc.ir.ops.kinds import Neurons, Population, SpikeSource, Synapse, View
+from snncc.ir.ops.sparse import SparseMap
 from snncc.ir.ops.spiking import IF, LIF, Readout
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "Reshape",
     "Sigmoid",
     "Softmax",
+    "SparseMap",
     "SpikeInput",
     "SpikeSource",
     "SumPool2d",
@@ -51,5 +53,6 @@ __all__ = [
     "View",
     "analog",
     "encoding",
+    "sparse",
     "spiking",
 ]

@@ -31,10 +31,15 @@ def same_shapes(types: list[TensorType], what: str = "inputs") -> None:
     require(len(shapes) == 1, f"{what} must share one shape, got {', '.join(map(str, types))}")
 
 
-def weight(weights: WeightStore, ref: WeightRef, ndim: int, what: str) -> np.ndarray:
+def weight(weights: WeightStore, ref: WeightRef, ndim: int, what: str,
+           integer: bool = False) -> np.ndarray:
+    """The array `ref` names: floating point, or int32 indices when `integer`."""
     require(ref in weights, f"{what} {ref} is not in the weight store")
     array = weights[ref]
     require(array.ndim == ndim, f"{what} {ref} must have {ndim} dimensions, got {array.shape}")
+    ok = array.dtype == np.int32 if integer else np.issubdtype(array.dtype, np.floating)
+    require(ok, f"{what} {ref} holds {array.dtype} values; expected "
+            f"{'int32 indices' if integer else 'floating-point weights'}")
     return array
 
 
@@ -43,6 +48,8 @@ def per_channel(weights: WeightStore, ref: WeightRef | None, shape: tuple[int, .
     if ref is None:
         return
     require(ref in weights, f"{what} {ref} is not in the weight store")
+    require(np.issubdtype(weights[ref].dtype, np.floating),
+            f"{what} {ref} holds {weights[ref].dtype} values; expected floating-point weights")
     got = weights[ref].shape
     require(
         len(shape) >= 2 and got in ((shape[1],), tuple(shape[1:])),

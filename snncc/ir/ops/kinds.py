@@ -5,14 +5,14 @@ Population)` instead of each keeping its own tuple of op classes.
 - `Population`: a group of compartments whose input current is the sum of its inputs plus
   its bias (the spiking neurons and the non-spiking readout); tiled into cores by tile-cores.
 - `Neurons`: a population of spiking neurons (both of the above; IF and LIF).
-- `Synapse`: a weighted projection (conv, transposed conv, dense) — what feeds a
+- `Synapse`: a weighted projection (conv, transposed conv, dense, sparse) — what feeds a
   population once fuse-linear has composed the linear chains.
 - `View`: relabels its input's elements without computing (flatten, reshape).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from snncc.ir.op import Op
 
@@ -33,7 +33,14 @@ class Neurons(SpikeSource, Population):
 
 
 class Synapse(Op):
-    """A weighted projection with a `weight` attribute."""
+    """A weighted projection with a `weight` attribute (and an optional `bias`).
+
+    `connectivity` names further weight-reference attributes that hold fixed integer
+    structure rather than weights (syn.sparse's `indices`): passes that scale or quantize
+    `weight` leave them alone, and simulators hand them to the synapse kernel after it.
+    """
+
+    connectivity: ClassVar[tuple[str, ...]] = ()
 
 
 class View(Op):
