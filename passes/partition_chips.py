@@ -1,12 +1,13 @@
 """partition-chips: place the core-sized blocks of `tile-cores` on Loihi chips so that as
 few spikes as possible cross between chips.
 
-The chip block graph (`snncc.hw.loihi.chip_blocks`) weights each pair of blocks by the spike
-messages per step between them, from each layer's `mean_rate` (set by scale-rates) or, when
-the IR has none, from fan-out counts. `snncc.passes.placement.partition` assigns blocks to
-chips (see docs/partitioning.md); the result is written into each population's `chips`
-attribute (chip per block, row-major block order). Within a chip, blocks take cores in
-graph order, as the Loihi target's allocator gives them.
+The chip block graph (`snncc.hw.loihi.chip_blocks`) weights each pair of blocks by the axon
+messages per step between them as nengo-loihi counts them: weighted by each layer's
+`mean_rate` (set by scale-rates) or, when the IR has none, the plain axon count.
+`snncc.passes.placement.partition` assigns blocks to chips (see docs/partitioning.md); the
+result is written into each population's `chips` attribute (chip per block, row-major block
+order). Within a chip, blocks take cores in graph order, as the Loihi target's allocator
+gives them.
 """
 
 from __future__ import annotations
