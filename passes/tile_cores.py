@@ -72,7 +72,10 @@ class TileCores(Pass):
         """(fits, fullest fraction, (worst limit, its value)) for one block shape."""
         limits = self.limits()
         fullest, worst = 0.0, ("compartments", 0)
-        for b in block_grid(layer.shape, block):
+        grid = block_grid(layer.shape, block)
+        # an interior block first: it is usually the fullest, so a shape that does not fit
+        # is refused after one block
+        for b in [grid[len(grid) // 2], *grid]:
             use = counter.block(layer, block, b, consumers)
             for key, limit in limits.items():
                 frac = use[key] / limit
