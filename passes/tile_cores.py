@@ -50,7 +50,11 @@ def candidate_shapes(shape: Shape, max_size: int) -> list[tuple[int, Shape]]:
 @dataclass(frozen=True)
 class TileCores(Pass):
     """Options: `max_fraction` keeps every block below that fraction of the compartment,
-    axon and synapse-memory limits (head room, or forced splits in experiments)."""
+    axon and synapse-memory limits (head room, or forced splits in experiments); `prefer`
+    picks among the fitting shapes with the fewest blocks: `room` (default) the one whose
+    fullest resource is least full, `axons` the one with the fewest input axons in total
+    (the axon messages into the layer, nengo-loihi's traffic count: less to route between
+    chips)."""
 
     name = "tile-cores"
     summary = "split populations into blocks that satisfy every Loihi per-core limit"
@@ -58,45 +62,52 @@ class TileCores(Pass):
     establishes = frozenset({"tiled"})
 
     max_fraction: float = 1.0
+    prefer: str = "room"
 
     def __post_init__(self) -> None:
         if not 0 < self.max_fraction <= 1:
             raise ValueError(f"max-fraction must be in (0, 1], got {self.max_fraction}")
+        if self.prefer not in ("room", "axons"):
+            raise ValueError(f"prefer must be room or axons, got {self.prefer}")
 
     def limits(self) -> dict[str, int]:
         return {k: v if k == "synapse_configs" else max(1, int(v * self.max_fraction))
                 for k, v in LIMITS.items()}
 
     def _fits(self, counter: Counter, layer: Layer, block: Shape,
-              consumers: dict[int, Shape | None]) -> tuple[bool, float, tuple[str, int]]:
-        """(fits, fullest fraction, (worst limit, its value)) for one block shape."""
+              consumers: dict[int, Shape | None]
+              ) -> tuple[bool, float, tuple[str, int], int]:
+        """(fits, fullest fraction, (worst limit, its value), input axons of all blocks)
+        for one block shape."""
         limits = self.limits()
-        fullest, worst = 0.0, ("compartments", 0)
+        fullest, worst, in_axons = 0.0, ("compartments", 0), 0
         grid = block_grid(layer.shape, block)
         # an interior block first: it is usually the fullest, so a shape that does not fit
         # is refused after one block
-        for b in [grid[len(grid) // 2], *grid]:
+        for i, b in enumerate([grid[len(grid) // 2], *grid]):
             use = counter.block(layer, block, b, consumers)
+            in_axons += use["in_axons"] if i else 0
             for key, limit in limits.items():
                 frac = use[key] / limit
                 if frac > fullest:
                     fullest, worst = frac, (key, use[key])
             if fullest > 1:
-                return False, fullest, worst
-        return True, fullest, worst
+                return False, fullest, worst, in_axons
+        return True, fullest, worst, in_axons
 
     def choose(self, counter: Counter, layer: Layer,
                consumers: dict[int, Shape | None]) -> Shape:
         limits = self.limits()
         best_fail: tuple[float, Shape, tuple[str, int]] | None = None
-        chosen: tuple[float, Shape] | None = None
+        chosen: tuple[tuple[float, ...], Shape] | None = None
         level = None
         for count, block in candidate_shapes(layer.shape, limits["compartments"]):
             if chosen is not None and count != level:
                 break
-            ok, fullest, worst = self._fits(counter, layer, block, consumers)
-            if ok and (chosen is None or fullest < chosen[0]):
-                chosen, level = (fullest, block), count
+            ok, fullest, worst, in_axons = self._fits(counter, layer, block, consumers)
+            rank = (in_axons, fullest) if self.prefer == "axons" else (fullest,)
+            if ok and (chosen is None or rank < chosen[0]):
+                chosen, level = (rank, block), count
             elif not ok and (best_fail is None or fullest < best_fail[0]):
                 best_fail = (fullest, block, worst)
         if chosen is not None:

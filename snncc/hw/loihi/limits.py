@@ -164,11 +164,12 @@ class Counter:
                   block: tuple[tuple[int, int], ...]) -> int:
         """Output-axon slots one block of the source sends along `proj`."""
         n_block = math.prod(hi - lo for lo, hi in block)
-        post_blocks = block_grid(post.shape, post_block or post.shape)
+        post_blocks = math.prod(-(-n // b) for n, b in zip(
+            post.shape, post_block or post.shape, strict=True))
         if proj.kind == "dense":
-            return n_block * len(post_blocks)
+            return n_block * post_blocks
         (_, _), (r0, r1), (c0, c1) = block
-        if len(post_blocks) == 1:
+        if post_blocks == 1:
             return (r1 - r0) * (c1 - c0) * POP32_SLOTS
         n_chan = len(blocks_1d(post.shape[0], post_block[0]))
         key = (id(proj), post.shape, post_block)
