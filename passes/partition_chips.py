@@ -29,7 +29,7 @@ from snncc.hw.loihi.geometry import lower
 from snncc.hw.loihi.limits import LOIHI_CORES_PER_CHIP, block_grid
 from snncc.hw.loihi.placement import Placement
 from snncc.ir.graph import Graph
-from snncc.passes.placement import partition
+from snncc.passes.placement import engines, partition
 from snncc.passes.support.options import check
 from snncc.pipeline.pass_base import Pass, PassContext
 
@@ -89,6 +89,7 @@ def placement_report(blocks: BlockGraph, placement: Placement, source: str) -> d
         "interchip_fraction": round(placement.interchip_fraction, 6),
         "traffic": source,
         "start": placement.strategy,
+        "libraries_missing": engines.missing(),
         "layers": {name: {str(c): n for c, n in sorted(per.items())}
                    for name, per in chips_by_layer(blocks, placement).items()},
     }
