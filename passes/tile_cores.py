@@ -32,6 +32,7 @@ from snncc.ir.graph import Graph
 from snncc.pipeline.pass_base import Pass, PassContext
 
 Shape = tuple[int, ...]
+Block = tuple[tuple[int, int], ...]
 
 
 def candidate_shapes(shape: Shape, max_size: int) -> list[tuple[int, Shape]]:
@@ -44,6 +45,20 @@ def candidate_shapes(shape: Shape, max_size: int) -> list[tuple[int, Shape]]:
             count = math.prod(-(-n // b) for n, b in zip(shape, block, strict=True))
             out.append((count, block))
     out.sort(key=lambda cb: (cb[0], tuple(-b for b in cb[1])))
+    return out
+
+
+def _alike_blocks(grid: list[Block]) -> dict[Block, int]:
+    """One block per class of blocks that use the same resources, with the class's size:
+    C×H×W blocks that differ only in their channel range but not its length do."""
+    if any(len(b) != 3 for b in grid):
+        return dict.fromkeys(grid, 1)
+    out: dict[Block, int] = {}
+    first: dict[tuple, Block] = {}
+    for b in grid:
+        key = (b[0][1] - b[0][0], b[1], b[2])
+        rep = first.setdefault(key, b)
+        out[rep] = out.get(rep, 0) + 1
     return out
 
 
@@ -81,12 +96,13 @@ class TileCores(Pass):
         for one block shape."""
         limits = self.limits()
         fullest, worst, in_axons = 0.0, ("compartments", 0), 0
-        grid = block_grid(layer.shape, block)
+        alike = _alike_blocks(block_grid(layer.shape, block))
         # an interior block first: it is usually the fullest, so a shape that does not fit
         # is refused after one block
-        for i, b in enumerate([grid[len(grid) // 2], *grid]):
+        middle = list(alike)[len(alike) // 2]
+        for i, b in enumerate([middle, *alike]):
             use = counter.block(layer, block, b, consumers)
-            in_axons += use["in_axons"] if i else 0
+            in_axons += use["in_axons"] * alike[b] if i else 0
             for key, limit in limits.items():
                 frac = use[key] / limit
                 if frac > fullest:
