@@ -1,6 +1,6 @@
-"""snncc.passes.placement: capacities always respected, quality against a simple baseline, the
-traffic count, bad input. (Speed on 10,000 blocks is measured in
-examples/benchmarks/bench_partition.py, not here.)"""
+"""snncc.passes.placement: capacities always respected, quality against a simple baseline and
+the libraries it starts from, the traffic count, bad input. (Speed is measured by
+examples/benchmarks/bench_partition.py --compile-time, not here.)"""
 
 from __future__ import annotations
 
