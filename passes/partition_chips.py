@@ -1,12 +1,13 @@
 """partition-chips: place the core-sized blocks of `tile-cores` on Loihi chips so that as
 few spikes as possible cross between chips.
 
-The chip block graph (`snncc.hw.loihi.chip_blocks`) weights each pair of blocks by the spike
-messages per step between them, from each layer's `mean_rate` (set by scale-rates) or, when
-the IR has none, from fan-out counts. `snncc.passes.placement.partition` assigns blocks to
-chips (see docs/partitioning.md); the result is written into each population's `chips`
-attribute (chip per block, row-major block order). Within a chip, blocks take cores in
-graph order, as the Loihi target's allocator gives them.
+The chip block graph (`snncc.hw.loihi.chip_blocks`) weights each pair of blocks by the axon
+messages per step between them as nengo-loihi counts them: weighted by each layer's
+`mean_rate` (set by scale-rates) or, when the IR has none, the plain axon count.
+`snncc.passes.placement.partition` assigns blocks to chips (see docs/partitioning.md); the
+result is written into each population's `chips` attribute (chip per block, row-major block
+order). Within a chip, blocks take cores in graph order, as the Loihi target's allocator
+gives them.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from snncc.hw.loihi.limits import LOIHI_CORES_PER_CHIP, block_grid
 from snncc.hw.loihi.placement import Placement
 from snncc.ir.graph import Graph
 from snncc.ir.properties import PLACED, TILED
-from snncc.passes.placement import partition
+from snncc.passes.placement import engines, partition
 from snncc.passes.support.options import check
 from snncc.pipeline.pass_base import Pass, PassContext
 
@@ -89,6 +90,7 @@ def placement_report(blocks: BlockGraph, placement: Placement, source: str) -> d
         "interchip_fraction": round(placement.interchip_fraction, 6),
         "traffic": source,
         "start": placement.strategy,
+        "libraries_missing": engines.missing(),
         "layers": {name: {str(c): n for c, n in sorted(per.items())}
                    for name, per in chips_by_layer(blocks, placement).items()},
     }

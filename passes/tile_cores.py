@@ -33,6 +33,7 @@ from snncc.ir.properties import SPIKING, TILED
 from snncc.pipeline.pass_base import Pass, PassContext
 
 Shape = tuple[int, ...]
+Block = tuple[tuple[int, int], ...]
 
 
 def candidate_shapes(shape: Shape, max_size: int) -> list[tuple[int, Shape]]:
@@ -48,10 +49,28 @@ def candidate_shapes(shape: Shape, max_size: int) -> list[tuple[int, Shape]]:
     return out
 
 
+def _alike_blocks(grid: list[Block]) -> dict[Block, int]:
+    """One block per class of blocks that use the same resources, with the class's size:
+    C×H×W blocks that differ only in their channel range but not its length do."""
+    if any(len(b) != 3 for b in grid):
+        return dict.fromkeys(grid, 1)
+    out: dict[Block, int] = {}
+    first: dict[tuple, Block] = {}
+    for b in grid:
+        key = (b[0][1] - b[0][0], b[1], b[2])
+        rep = first.setdefault(key, b)
+        out[rep] = out.get(rep, 0) + 1
+    return out
+
+
 @dataclass(frozen=True)
 class TileCores(Pass):
     """Options: `max_fraction` keeps every block below that fraction of the compartment,
-    axon and synapse-memory limits (head room, or forced splits in experiments)."""
+    axon and synapse-memory limits (head room, or forced splits in experiments); `prefer`
+    picks among the fitting shapes with the fewest blocks: `room` (default) the one whose
+    fullest resource is least full, `axons` the one with the fewest input axons in total
+    (the axon messages into the layer, nengo-loihi's traffic count: less to route between
+    chips)."""
 
     name = "tile-cores"
     summary = "split populations into blocks that satisfy every Loihi per-core limit"
@@ -59,35 +78,45 @@ class TileCores(Pass):
     establishes = frozenset({TILED})
 
     max_fraction: float = 1.0
+    prefer: str = "room"
 
     def __post_init__(self) -> None:
         if not 0 < self.max_fraction <= 1:
             raise ValueError(f"max-fraction must be in (0, 1], got {self.max_fraction}")
+        if self.prefer not in ("room", "axons"):
+            raise ValueError(f"prefer must be room or axons, got {self.prefer}")
 
     def limits(self) -> dict[str, int]:
         return {k: v if k == "synapse_configs" else max(1, int(v * self.max_fraction))
                 for k, v in LIMITS.items()}
 
     def _fits(self, counter: CoreUse, layer: Layer, block: Shape,
-              consumers: dict[int, Shape | None]) -> tuple[bool, float, tuple[str, int]]:
-        """(fits, fullest fraction, (worst limit, its value)) for one block shape."""
+              consumers: dict[int, Shape | None]
+              ) -> tuple[bool, float, tuple[str, int], int]:
+        """(fits, fullest fraction, (worst limit, its value), input axons of all blocks)
+        for one block shape."""
         limits = self.limits()
-        fullest, worst = 0.0, ("compartments", 0)
-        for b in block_grid(layer.shape, block):
+        fullest, worst, in_axons = 0.0, ("compartments", 0), 0
+        alike = _alike_blocks(block_grid(layer.shape, block))
+        # an interior block first: it is usually the fullest, so a shape that does not fit
+        # is refused after one block
+        middle = list(alike)[len(alike) // 2]
+        for i, b in enumerate([middle, *alike]):
             use = counter.block(layer, block, b, consumers)
+            in_axons += use["in_axons"] * alike[b] if i else 0
             for key, limit in limits.items():
                 frac = use[key] / limit
                 if frac > fullest:
                     fullest, worst = frac, (key, use[key])
             if fullest > 1:
-                return False, fullest, worst
-        return True, fullest, worst
+                return False, fullest, worst, in_axons
+        return True, fullest, worst, in_axons
 
     def choose(self, counter: CoreUse, layer: Layer,
                consumers: dict[int, Shape | None]) -> Shape:
         limits = self.limits()
         best_fail: tuple[float, Shape, tuple[str, int]] | None = None
-        chosen: tuple[float, Shape] | None = None
+        chosen: tuple[tuple[float, ...], Shape] | None = None
         level = None
         candidates = candidate_shapes(layer.shape, limits["compartments"])
         if any(p.kind == "sparse" for p in layer.projections):
@@ -104,9 +133,10 @@ class TileCores(Pass):
         for count, block in candidates:
             if chosen is not None and count != level:
                 break
-            ok, fullest, worst = self._fits(counter, layer, block, consumers)
-            if ok and (chosen is None or fullest < chosen[0]):
-                chosen, level = (fullest, block), count
+            ok, fullest, worst, in_axons = self._fits(counter, layer, block, consumers)
+            rank = (in_axons, fullest) if self.prefer == "axons" else (fullest,)
+            if ok and (chosen is None or rank < chosen[0]):
+                chosen, level = (rank, block), count
             elif not ok and (best_fail is None or fullest < best_fail[0]):
                 best_fail = (fullest, block, worst)
         if chosen is not None:

@@ -47,7 +47,7 @@ def test_chips_are_written_per_block_within_capacity():
     per_chip = np.bincount([c for op in pops for c in op.attrs.chips])
     assert len(per_chip) == report["chips"] == -(-report["blocks"] // 4)
     assert per_chip.tolist() == report["cores_per_chip"] and per_chip.max() <= 4
-    assert report["traffic"].startswith("fan-out counts")
+    assert report["traffic"].startswith("axon count")
     assert {name: sum(per.values()) for name, per in report["layers"].items()} == {
         op.result.name: len(op.attrs.chips) for op in pops}
     assert not PartitionChips(cores_per_chip=4).run(g, PassContext())  # deterministic
@@ -55,10 +55,11 @@ def test_chips_are_written_per_block_within_capacity():
 
 def test_measured_rates_scale_the_traffic():
     g = tiled()
-    blocks = block_graph(lower(g), None)
+    set_rates(g, 1.0)
+    blocks = block_graph(lower(g), layer_rates(g, lower(g))[0])  # neurons reaching each block
     set_rates(g, 0.125)
     rates, source = layer_rates(g, lower(g))
-    assert source.startswith("scale-rates") and set(rates.values()) == {0.125}
+    assert source.startswith("rate-weighted") and set(rates.values()) == {0.125}
     scaled = block_graph(lower(g), rates)
     assert scaled.edges.keys() == blocks.edges.keys()
     assert all(scaled.edges[e] == pytest.approx(0.125 * w) for e, w in blocks.edges.items())
@@ -69,7 +70,10 @@ def test_measured_rates_scale_the_traffic():
     assert total == pytest.approx(0.125 * sum(blocks.edges.values()), rel=1e-6)
 
 
-def test_traffic_equals_nengo_loihi_estimate_on_the_built_model():
+@pytest.mark.parametrize("rate", [None, 0.25])
+def test_traffic_equals_nengo_loihi_estimate_on_the_built_model(rate):
+    """With rates nengo-loihi weights each axon by its neurons' rates; without, it counts
+    axons (one per pixel and target block through a convolution): the pass counts both."""
     from nengo_loihi.hardware.allocators import (
         ensemble_to_block_rates,
         estimate_interchip_activity,
@@ -78,7 +82,8 @@ def test_traffic_equals_nengo_loihi_estimate_on_the_built_model():
     from snncc.targets.loihi.allocator import placement_allocator
 
     g = tiled(16, 0.05)
-    set_rates(g, 0.25)
+    if rate is not None:
+        set_rates(g, rate)
     ctx = PassContext()
     PartitionChips(cores_per_chip=3).run(g, ctx)
     lowered = lower(g)
@@ -91,9 +96,12 @@ def test_traffic_equals_nengo_loihi_estimate_on_the_built_model():
     ens = {x.op.result.name: built.ensembles[x.op.result.name] for x in lowered.chip_layers()}
     board = placement_allocator({e: g_op.op.attrs.chips for e, g_op in zip(
         ens.values(), lowered.chip_layers(), strict=True)})(model, n_chips=64)
-    rates = {e: np.full(e.n_neurons, 0.25) for e in ens.values()}
-    nl = estimate_interchip_activity(board, ensemble_to_block_rates(model, rates))
+    rates = None if rate is None else ensemble_to_block_rates(
+        model, {e: np.full(e.n_neurons, rate) for e in ens.values()})
+    nl = estimate_interchip_activity(board, rates)
     report = ctx.report["partition-chips"]
+    assert report["traffic"].startswith("axon count" if rate is None else "rate-weighted")
+    assert nl["interchip"] > 0
     assert nl["interchip"] == pytest.approx(report["interchip_spikes_per_step"], rel=1e-6)
     assert nl["intrachip"] == pytest.approx(report["intrachip_spikes_per_step"], rel=1e-6)
 
@@ -152,7 +160,7 @@ def test_compile_writes_placement_report_and_plot(tmp_path, capsys):
                  "--calibration", str(tmp_path / "cal.npy"), "--no-progress"]) == 0
     report = json.loads((out / "report.json").read_text())
     placed = report["pass_reports"]["partition-chips"]
-    assert placed.keys() >= KEYS and placed["traffic"].startswith("scale-rates")
+    assert placed.keys() >= KEYS and placed["traffic"].startswith("rate-weighted")
     target = report["target_report"]
     assert target["chips"] == placed["chips"] > 1
     for key in ("interchip_spikes_per_step", "intrachip_spikes_per_step", "cores_per_chip"):

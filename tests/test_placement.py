@@ -1,6 +1,6 @@
-"""snncc.passes.placement: capacities always respected, quality against a simple baseline, the
-traffic count, bad input. (Speed on 10,000 blocks is measured in
-examples/benchmarks/bench_partition.py, not here.)"""
+"""snncc.passes.placement: capacities always respected, quality against a simple baseline and
+the libraries it starts from, the traffic count, bad input. (Speed is measured by
+examples/benchmarks/bench_partition.py --compile-time, not here.)"""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from snncc.hw.loihi.blockgraph import BlockGraph, traffic
+from snncc.hw.loihi.blockgraph import Adjacency, BlockGraph, traffic
 from snncc.hw.loihi.placement_error import PlacementError
-from snncc.passes.placement import chips_needed, partition
+from snncc.passes.placement import chips_needed, engines, partition
 from snncc.passes.placement.initial import by_order, layer_order
 
 
@@ -147,3 +147,28 @@ def test_malformed_graphs_are_refused(build, message):
     build(g)
     with pytest.raises(PlacementError, match=message):
         partition(g)
+
+
+@pytest.mark.parametrize("cap", [64, 30])
+def test_never_worse_than_the_libraries_it_starts_from(cap):
+    """METIS (10 seeds, both modes) and KaHIP (3 seeds) as the pass runs them: the best of
+    them that fits is an upper bound on the placement's inter-chip traffic."""
+    pytest.importorskip("pymetis")
+    pytest.importorskip("kahip")
+    g = conv_stack(3, 8)
+    adj = Adjacency.from_graph(g)
+    k = math.ceil(adj.n / cap)
+    runs = [engines.metis(adj, k, cap, s, recursive=r) for s in range(10) for r in (False, True)]
+    runs += [engines.kahip(adj, k, cap, s) for s in range(3)]
+    feasible = [adj.cut(p) for p in runs if np.bincount(p, minlength=k).max() <= cap]
+    placed = partition(g, cap)
+    assert feasible and placed.interchip_spikes_per_step <= min(feasible) + 1e-6
+    assert max(placed.cores_used) <= cap
+
+
+def test_without_the_libraries_the_own_starts_place_alone(monkeypatch):
+    monkeypatch.setattr(engines, "missing", lambda: list(engines.LIBRARIES))
+    g = conv_stack(3, 8)
+    placed = partition(g, 30)
+    assert max(placed.cores_used) <= 30 and placed.chips == math.ceil(3 * 64 / 30)
+    assert not placed.strategy.startswith(("METIS", "KaHIP"))

@@ -54,7 +54,7 @@ def test_staged_compile_equals_one_shot(model, tmp_path):
     PassManager(parse_pipeline("partition-chips{cores-per-chip=2}")).run(two_step, ctx)
     placed = report["pass_reports"]["partition-chips"]
     assert ctx.report["partition-chips"] == placed
-    assert placed["traffic"].startswith("scale-rates")  # rates came from the IR, not a report
+    assert placed["traffic"].startswith("rate-weighted")  # rates came from the IR, not a report
     estimate = compile_estimate(two_step, report["energy_estimate"]["ann"]["macs"], [1e-3])
     assert estimate["loihi"] == pytest.approx(report["energy_estimate"]["loihi"])
 

@@ -96,6 +96,19 @@ def test_fewest_cores_first():
     assert 0 < use["synapse_bits"]["mean"] <= use["synapse_bits"]["max"] <= LIMITS["synapse_bits"]
 
 
+def test_prefer_axons_keeps_the_core_count_and_sends_fewer_axons():
+    room, axons = spiking_unet(16), spiking_unet(16)
+    TileCores(max_fraction=0.05).run(room, PassContext())
+    TileCores(max_fraction=0.05, prefer="axons").run(axons, PassContext())
+    use_room, use_axons = our_use(room), our_use(axons)
+    assert {k: len(v) for k, v in use_room.items()} == {k: len(v) for k, v in use_axons.items()}
+    in_room = {k: sum(b[1] for b in v) for k, v in use_room.items()}
+    in_axons = {k: sum(b[1] for b in v) for k, v in use_axons.items()}
+    assert all(in_axons[k] <= in_room[k] for k in in_room)
+    assert sum(in_axons.values()) < sum(in_room.values())
+    assert use_axons == nengo_loihi_use(axons)  # and every block still fits
+
+
 def test_candidates_are_ordered_and_within_size():
     cands = candidate_shapes((8, 64, 64), 1024)
     counts = [c for c, _ in cands]
@@ -131,3 +144,5 @@ def test_analog_graph_is_refused_with_what_to_run():
 def test_option_range_is_checked():
     with pytest.raises(PipelineError, match="max-fraction must be in"):
         parse_pipeline("tile-cores{max-fraction=0}")
+    with pytest.raises(PipelineError, match="prefer must be room or axons, got fast"):
+        parse_pipeline("tile-cores{prefer=fast}")

@@ -1,9 +1,10 @@
 """`partition`: place blocks on Loihi chips so that as few spikes as possible cross chips.
 
 Several initial assignments (spatial bisection of the blocks' positions, layer order, the
-given order, multilevel recursive bisection from a few seeds, first-fit decreasing packing
-for multi-core blocks) are each refined by capacity-aware FM on the symmetrised traffic
-graph; the one with the smallest cut wins.
+given order, METIS and KaHIP when installed, multilevel recursive bisection from a few
+seeds, first-fit decreasing packing for multi-core blocks) are repaired to capacity; the
+best few are refined by capacity-aware FM on the symmetrised traffic graph; the one with
+the smallest cut wins.
 """
 
 from __future__ import annotations
@@ -17,12 +18,15 @@ from snncc.hw.loihi.blockgraph import Adjacency, BlockGraph
 from snncc.hw.loihi.limits import LOIHI_CORES_PER_CHIP
 from snncc.hw.loihi.placement import Placement, placement_from
 from snncc.hw.loihi.placement_error import PlacementError
-from snncc.passes.placement import initial, multilevel
+from snncc.passes.placement import engines, initial, multilevel
 from snncc.passes.placement.refine import refine, repair
 
-SKIP_FACTOR = 1.5
+LIBRARY_SEEDS = 10  # METIS k-way and recursive runs (seeds seed .. seed + 9)
+KAHIP_SEEDS = 3  # KaHIP runs (one above KAHIP_BLOCKS blocks: ~6 s each at 4,600)
+KAHIP_BLOCKS = 2000
 MAX_RESTARTS = 4  # multilevel starts (different seeds) on small graphs ...
-RESTART_BLOCKS = 8000  # ... while restarts × blocks stays below this
+RESTART_BLOCKS = 8000  # ... while restarts × blocks stays below this ...
+MULTILEVEL_BLOCKS = 3000  # ... and, when a library is installed, only below this
 
 
 def _positive_int(value: object, what: str, advice: str) -> int:
@@ -71,8 +75,10 @@ def best_assignment(graph: BlockGraph, k: int, capacity: int,
                     seed: int) -> tuple[np.ndarray, str]:
     """The refined initial assignment with the smallest cut, and its strategy's name.
 
-    Starts are refined in order of their own cut; one whose cut exceeds `SKIP_FACTOR`
-    times the best refined cut so far is not refined (FM would not recover that much).
+    Every distinct start is repaired and refined: the cut before refinement predicts the
+    cut after poorly (a METIS k-way start under a tight capacity often has the largest cut
+    and refines to the smallest). Refinement never increases a cut, so the result is never
+    worse than the best start that fits as it is.
     """
     n = len(graph.blocks)
     if k <= 1:
@@ -81,18 +87,15 @@ def best_assignment(graph: BlockGraph, k: int, capacity: int,
     nbrs = adj.neighbours()
     cores = adj.cores.tolist()
     caps = [capacity] * k
-    starts = []
-    for name, make in _strategies(graph, nbrs, cores, k, capacity, seed):
+    starts: dict[bytes, tuple[float, str, np.ndarray]] = {}
+    for name, make in _strategies(graph, adj, nbrs, cores, k, capacity, seed):
         start = make()
         if start is not None:
             start = repair(nbrs, cores, start, caps)
         if start is not None:
-            starts.append((adj.cut(start), name, start))
-    starts.sort(key=lambda s: s[0])
+            starts.setdefault(start.tobytes(), (adj.cut(start), name, start))
     best: tuple[float, np.ndarray, str] | None = None
-    for cut0, name, start in starts:
-        if best is not None and cut0 > SKIP_FACTOR * best[0]:
-            break
+    for _, name, start in sorted(starts.values(), key=lambda s: s[0]):
         part = refine(nbrs, cores, start, caps, seed=seed)
         cut = adj.cut(part)
         if best is None or cut < best[0] - 1e-9:
@@ -101,8 +104,8 @@ def best_assignment(graph: BlockGraph, k: int, capacity: int,
     return best[1], best[2]
 
 
-def _strategies(graph: BlockGraph, nbrs: list, cores: list[int], k: int, capacity: int,
-                seed: int) -> list[tuple[str, Callable[[], np.ndarray | None]]]:
+def _strategies(graph: BlockGraph, adj: Adjacency, nbrs: list, cores: list[int], k: int,
+                capacity: int, seed: int) -> list[tuple[str, Callable[[], np.ndarray | None]]]:
     """(name, initial assignment) candidates that apply to this graph."""
     n = len(cores)
     out: list[tuple[str, Callable[[], np.ndarray | None]]] = []
@@ -116,7 +119,18 @@ def _strategies(graph: BlockGraph, nbrs: list, cores: list[int], k: int, capacit
     if layered != list(range(n)):
         out.append(("layer order", lambda: initial.by_order(layered, cores, k)))
     out.append(("given order", lambda: initial.by_order(range(n), cores, k)))
+    absent = engines.missing() if len(adj.weights) else list(engines.LIBRARIES)
+    for s in range(seed, seed + LIBRARY_SEEDS):
+        if "METIS" not in absent:
+            out.append((f"METIS k-way (seed {s})",
+                        lambda s=s: engines.metis(adj, k, capacity, s, recursive=False)))
+            out.append((f"METIS recursive (seed {s})",
+                        lambda s=s: engines.metis(adj, k, capacity, s, recursive=True)))
+        if "KaHIP" not in absent and s < seed + (KAHIP_SEEDS if n <= KAHIP_BLOCKS else 1):
+            out.append((f"KaHIP (seed {s})", lambda s=s: engines.kahip(adj, k, capacity, s)))
     restarts = min(MAX_RESTARTS, max(1, RESTART_BLOCKS // max(n, 1)))
+    if len(absent) < len(engines.LIBRARIES) and n > MULTILEVEL_BLOCKS:
+        restarts = 0
     for s in range(seed, seed + restarts):
         out.append((f"multilevel bisection (seed {s})", lambda s=s:
                     multilevel.recursive_bisection(nbrs, cores, k, capacity, s)))

@@ -122,18 +122,23 @@ class _FM:
     def run_pass(self, patience: int) -> float:
         """One FM pass; returns the (non-negative) gain kept after rolling back."""
         part, load, cap = self.part, self.load, self.capacity
+        # candidate moves of every block (`everyone`), and of the blocks of each part (to
+        # empty an overfull part); stale entries (locked block, old stamp) are skipped
+        everyone: list[tuple[float, int, int, int, int]] = []
         heaps: dict[int, list[tuple[float, int, int, int, int]]] = {q: [] for q in self.labels}
         stamp: dict[int, int] = dict.fromkeys(self.nodes, 0)
         locked: set[int] = set()
+        conn = self.conn
 
         def push(v: int) -> None:
+            d = conn[v]
+            if not d or (len(d) == 1 and part[v] in d):
+                return  # no neighbour on another part: no move with a gain
             g, t = self.best(v, room=False)
             if t >= 0:
-                heapq.heappush(heaps[part[v]], (-g, self.prio[v], v, t, stamp[v]))
-
-        def clean(h: list) -> None:
-            while h and (h[0][2] in locked or h[0][4] != stamp[h[0][2]]):
-                heapq.heappop(h)
+                entry = (-g, self.prio[v], v, t, stamp[v])
+                heapq.heappush(heaps[part[v]], entry)
+                heapq.heappush(everyone, entry)
 
         for v in self.nodes:
             push(v)
@@ -144,12 +149,12 @@ class _FM:
         deferred: list[int] = []
         while since <= patience:
             if over < 0:
-                for h in heaps.values():
-                    clean(h)
-                heads = [h for h in heaps.values() if h]
-                if not heads:
+                while everyone and (everyone[0][2] in locked
+                                    or everyone[0][4] != stamp[everyone[0][2]]):
+                    heapq.heappop(everyone)
+                if not everyone:
                     break
-                neg_g, _, v, t, _ = heapq.heappop(min(heads, key=lambda h: h[0]))
+                neg_g, _, v, t, _ = heapq.heappop(everyone)
                 gain = -neg_g
             else:
                 h = heaps[over]

@@ -2,7 +2,7 @@
 
 A *block* is what one Loihi core (or a known number of cores) runs. An *edge* a→b carries
 the expected number of spike messages per timestep that block a sends to block b (from
-measured firing rates when known, else from fan-out counts times an assumed rate). The
+measured firing rates when known, else the number of axons, each assumed active). The
 partitioner only needs these numbers; layer and position are optional hints that let it
 start from a spatially sensible assignment.
 """

@@ -1,13 +1,20 @@
 """The chip block graph: one node per core-sized block of an on-chip population, an edge
-a→b weighted by the spike messages per step that block a sends to block b.
+a→b weighted by the axon messages per step that block a sends to block b, counted as
+nengo-loihi's `estimate_interblock_activity` counts them.
 
-For every neuron of a whose spikes reach b (through a convolution, the neuron's pixel has a
-tap into b's pixels; through a dense projection, always) one message per spike, as
-nengo-loihi routes them (one population axon per pixel and target block). Spikes per step
-per neuron are each layer's `mean_rate` (set by scale-rates); without it every neuron
-counts as spiking once per step (plain fan-out counts). The input layer and readouts run
-on the host and are not blocks. partition-chips, the Loihi target and eval's traffic count
-all build it here.
+nengo-loihi routes a convolution through one population axon per source *pixel* and target
+block (all channels of the pixel share it), a dense projection through one axon per source
+neuron and target block; a pixel has an axon into b if it has a tap into b's pixels (every
+pixel when b's population is a single block).
+
+- With rates (each layer's `mean_rate`, set by scale-rates, in spikes per step per
+  neuron): every neuron whose axon reaches b sends one message per spike, so the edge is
+  rate × those neurons (nengo-loihi's estimate given `block_rates`).
+- Without rates: the edge is the number of axons a→b (nengo-loihi's estimate without
+  `block_rates`, which assumes every axon active).
+
+The input layer and readouts run on the host and are not blocks. partition-chips, the Loihi
+target and eval's traffic count all build it here.
 """
 
 from __future__ import annotations
@@ -33,6 +40,8 @@ from snncc.ir.graph import Graph
 from snncc.ir.summary import mean_rates
 
 Block = tuple[tuple[int, int], ...]
+AXON_COUNT = "axon count"
+RATE_WEIGHTED = "rate-weighted"
 
 
 def block_name(layer: Layer, index: int) -> str:
@@ -45,23 +54,40 @@ def layer_rates(graph: Graph, lowered: Lowered) -> tuple[dict[str, float] | None
     measured = mean_rates(graph)
     names = [x.op.result.name for x in lowered.chip_layers()]
     if not all(name in measured for name in names):
-        return None, ("fan-out counts: no mean rate from scale-rates, every neuron is "
-                      "assumed to spike once per step")
-    return {name: measured[name] for name in names}, "scale-rates: mean rate of each layer"
+        return None, (f"{AXON_COUNT}: no mean rate from scale-rates, every axon counts once "
+                      "per step (nengo-loihi's estimate without rates)")
+    return {name: measured[name] for name in names}, (
+        f"{RATE_WEIGHTED}: axon messages × scale-rates' mean rate of each layer "
+        "(nengo-loihi's estimate with rates)")
+
+
+def _pixels(block: Block, shape: tuple[int, ...], in_shape: tuple[int, ...]) -> int:
+    """Distinct pixels of a convolution's C×H×W input that the neurons of a source block
+    (row-major over `shape`, the same neuron order) fall on."""
+    index = np.arange(math.prod(shape)).reshape(shape)[tuple(slice(*b) for b in block)]
+    return len(np.unique(index % (in_shape[1] * in_shape[2])))
 
 
 def _reach_counts(counter: CoreUse, proj: Projection, src: Layer, src_grid: list[Block],
-                  dst_grid: list[Block]) -> np.ndarray:
-    """(source blocks × target blocks) neurons of each source block whose spikes reach
-    each target block (nengo-loihi sends every pixel to an unsplit target)."""
-    if proj.kind == "sparse":  # its target is one block (tile-cores)
+                  dst_grid: list[Block], axons: bool) -> np.ndarray:
+    """(source blocks × target blocks): neurons of each source block whose axon reaches
+    each target block, or with `axons` the axons themselves (one per pixel through a
+    convolution); nengo-loihi sends every pixel to an unsplit target."""
+    if proj.kind == "sparse":  # its target is one block (tile-cores); one axon per sender
         sent = [sparse_senders(proj, b) for b in src_grid]
         return np.repeat(np.array(sent, np.float64)[:, None], len(dst_grid), axis=1)
     sizes = np.array([math.prod(hi - lo for lo, hi in b) for b in src_grid], dtype=np.float64)
     spatial = proj.kind != "dense" and len(src.shape) == 3 and src.shape == proj.in_shape
+    if axons and spatial:
+        sizes = np.array([(b[1][1] - b[1][0]) * (b[2][1] - b[2][0]) for b in src_grid],
+                         dtype=np.float64)
+    elif axons and proj.kind != "dense":
+        sizes = np.array([_pixels(b, src.shape, proj.in_shape) for b in src_grid],
+                         dtype=np.float64)
     if not spatial or len(dst_grid) == 1:
         return np.repeat(sizes[:, None], len(dst_grid), axis=1)
-    chans = np.array([b[0][1] - b[0][0] for b in src_grid], dtype=np.float64)
+    chans = np.ones(len(src_grid)) if axons else \
+        np.array([b[0][1] - b[0][0] for b in src_grid], dtype=np.float64)
     per_axis = []
     for axis in (0, 1):
         intervals = sorted({b[1 + axis] for b in dst_grid})
@@ -103,7 +129,8 @@ def block_graph(lowered: Lowered, rates: Mapping[str, float] | None) -> BlockGra
             if src.role != "chip":
                 continue
             rate = 1.0 if rates is None else rates[src.op.result.name]
-            counts = _reach_counts(counter, p, src, grids[id(src.op)], grids[id(x.op)])
+            counts = _reach_counts(counter, p, src, grids[id(src.op)], grids[id(x.op)],
+                                   axons=rates is None)
             for a, b in zip(*np.nonzero(counts), strict=True):
                 graph.add_edge(block_name(src, int(a)), block_name(x, int(b)),
                                rate * float(counts[a, b]))

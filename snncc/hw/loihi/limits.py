@@ -111,27 +111,32 @@ class AxisStats:
     first: np.ndarray
     last: np.ndarray
     taps: np.ndarray
+    signature: tuple[int, bytes, bytes, bytes, bytes]  # what synapse memory depends on
 
 
 def axis_stats(table: np.ndarray, lo: int, hi: int) -> AxisStats:
     inside = (table >= lo) & (table < hi)
     used = inside.any(1)
     weights = 1 << np.arange(table.shape[1], dtype=np.int64)
-    return AxisStats(
-        used,
-        (inside * weights).sum(1),
-        np.where(inside, table, np.iinfo(np.int64).max).min(1) - lo,
-        np.where(inside, table, -1).max(1) - lo,
-        inside.sum(1),
-    )
+    mask = (inside * weights).sum(1)
+    first = np.where(inside, table, np.iinfo(np.int64).max).min(1) - lo
+    last = np.where(inside, table, -1).max(1) - lo
+    taps = inside.sum(1)
+    # intervals of one length whose used inputs have the same taps, first and last targets
+    # give the same synapse memory (interior blocks of a convolution, mostly)
+    signature = (hi - lo, *(a[used].tobytes() for a in (mask, first, last, taps)))
+    return AxisStats(used, mask, first, last, taps, signature)
 
 
 class CoreUse:
-    """Counts per-block resources; caches per-axis statistics across candidate shapes."""
+    """Counts per-block resources; caches per-axis statistics, synapse memory of blocks
+    with the same geometry, and output-axon reach across candidate shapes."""
 
     def __init__(self, lowered: Lowered) -> None:
         self.lowered = lowered
         self._axis: dict[tuple[int, int, int, int], AxisStats] = {}
+        self._synapse: dict[tuple, tuple[int, int]] = {}
+        self._reach: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
 
     def stats(self, proj: Projection, axis: int, lo: int, hi: int) -> AxisStats:
         key = (id(proj), axis, lo, hi)
@@ -153,8 +158,16 @@ class CoreUse:
             per_source = np.unique(into, return_counts=True)[1]
             return len(proj.sources), sum(bits_per_axon(int(n), 8) for n in per_source)
         (_, _), (r0, r1), (c0, c1) = block
-        cb, hb, wb = sizes
         rs, cs = self.stats(proj, 0, r0, r1), self.stats(proj, 1, c0, c1)
+        key = (id(proj), sizes[0], rs.signature, cs.signature, single)
+        if key not in self._synapse:
+            self._synapse[key] = self._synapse_of(proj, sizes, rs, cs, single)
+        return self._synapse[key]
+
+    @staticmethod
+    def _synapse_of(proj: Projection, sizes: list[int], rs: AxisStats, cs: AxisStats,
+                    single: bool) -> tuple[int, int]:
+        cb, hb, wb = sizes
         ri, ci = np.nonzero(rs.used)[0], np.nonzero(cs.used)[0]
         n_axons = proj.tables[0].shape[0] * proj.tables[1].shape[0] if single \
             else len(ri) * len(ci)
@@ -176,19 +189,25 @@ class CoreUse:
                   block: tuple[tuple[int, int], ...]) -> int:
         """Output-axon slots one block of the source sends along `proj`."""
         n_block = math.prod(hi - lo for lo, hi in block)
-        post_blocks = block_grid(post.shape, post_block or post.shape)
+        post_blocks = math.prod(-(-n // b) for n, b in zip(
+            post.shape, post_block or post.shape, strict=True))
         if proj.kind == "dense":
-            return n_block * len(post_blocks)
+            return n_block * post_blocks
         if proj.kind == "sparse":
-            return sparse_senders(proj, block) * len(post_blocks)
+            return sparse_senders(proj, block) * post_blocks
         (_, _), (r0, r1), (c0, c1) = block
-        if len(post_blocks) == 1:
+        if post_blocks == 1:
             return (r1 - r0) * (c1 - c0) * POP32_SLOTS
         n_chan = len(blocks_1d(post.shape[0], post_block[0]))
-        rows = {b[1] for b in post_blocks}
-        cols = {b[2] for b in post_blocks}
-        used_r = sum(int(self.stats(proj, 0, *r).used[r0:r1].sum()) for r in rows)
-        used_c = sum(int(self.stats(proj, 1, *c).used[c0:c1].sum()) for c in cols)
+        key = (id(proj), post.shape, post_block)
+        if key not in self._reach:
+            # per axis, cumulative count over inputs of the post intervals each reaches
+            self._reach[key] = tuple(np.concatenate([[0], np.cumsum(sum(
+                self.stats(proj, axis, *iv).used.astype(np.int64)
+                for iv in blocks_1d(post.shape[1 + axis], post_block[1 + axis])))])
+                for axis in (0, 1))
+        rows, cols = self._reach[key]
+        used_r, used_c = int(rows[r1] - rows[r0]), int(cols[c1] - cols[c0])
         return used_r * used_c * n_chan * POP32_SLOTS
 
     def block(self, layer: Layer, block_shape: tuple[int, ...],
