@@ -390,3 +390,12 @@ def test_compile_refuses_a_bad_baseline_before_the_passes(unet, tmp_path, capsys
     assert main(["compile", str(unet), "-o", str(out), "--baseline", str(bad)]) == 1
     err = capsys.readouterr().err
     assert str(bad) in err and re.search(message, err) and not out.exists()
+
+
+def test_the_shipped_model_uses_its_shipped_baselines():
+    """The reference files in examples/em_unet/baselines/ match the shipped model by its
+    graph's hash, so compile and eval compare against them by default."""
+    model = Path(__file__).parents[1] / "examples" / "em_unet" / "unet.onnx"
+    chosen = resolve_baselines([], model, (1, 1, 64, 64))
+    assert [path.name for path, _ in chosen] == sorted(
+        p.name for p in (model.parent / "baselines").glob("*.json"))

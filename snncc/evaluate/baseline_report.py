@@ -59,7 +59,12 @@ def load_baseline(path: Path) -> dict[str, Any]:
 
 
 def model_sha256(model: Path) -> str:
-    return hashlib.sha256(model.read_bytes()).hexdigest()
+    """sha256 of the ONNX graph (its nodes and weights: what a baseline measured), so that
+    metadata such as the rate statistics written into the file do not change it."""
+    from snncc.frontend.onnx.loader import read_model
+
+    graph = read_model(model).graph
+    return hashlib.sha256(graph.SerializeToString(deterministic=True)).hexdigest()
 
 
 def resolve_baselines(given: list[Path], model: Path | None, crop_shape: tuple[int, ...]

@@ -37,7 +37,7 @@ class LoadedModel:
 
 def load_model(path: Path, input_shapes: Mapping[str, tuple[int, ...]] | None) -> LoadedModel:
     file = str(path)
-    model = _parse(path)
+    model = read_model(path)
     opset = _check_opset(model, file)
     try:
         onnx.checker.check_model(model)
@@ -55,7 +55,9 @@ def load_model(path: Path, input_shapes: Mapping[str, tuple[int, ...]] | None) -
     return LoadedModel(model, file, opset, inputs, constants, shapes)
 
 
-def _parse(path: Path) -> onnx.ModelProto:
+def read_model(path: Path) -> onnx.ModelProto:
+    """The ModelProto in `path`, its external data read from beside it; refused with a
+    located message when the file is not a (complete) ONNX model."""
     file = str(path)
     try:
         data = path.read_bytes()
