@@ -128,6 +128,12 @@ SYNAPSE_OPS = [
     (ConvTranspose2d, (4, 3, 2, 2), ConvTranspose2d.Attrs, {"strides": (2, 2)}),
     (ConvTranspose2d, (4, 2, 3, 3), ConvTranspose2d.Attrs,
      {"strides": (2, 1), "pads": (1, 0, 0, 1), "output_padding": (1, 0), "groups": 2}),
+    # 8 | input channels per group: the events path scatters bytes of 8 spikes
+    (Conv2d, (12, 16, 3, 3), Conv2d.Attrs, {"pads": (1, 1, 1, 1)}),
+    (Conv2d, (4, 8, 5, 5), Conv2d.Attrs, {"strides": (2, 2), "pads": (2, 2, 2, 2),
+                                          "groups": 2}),
+    (Conv2d, (1, 8, 1, 1), Conv2d.Attrs, {}),
+    (ConvTranspose2d, (16, 8, 2, 2), ConvTranspose2d.Attrs, {"strides": (2, 2)}),
 ]
 
 
@@ -138,10 +144,11 @@ def test_both_synapse_paths_equal_the_reference_kernel(cls, shape, attrs, kw, de
     weights), whatever the density."""
     rng = np.random.default_rng(11)
     g = Graph("syn")
-    x = g.add_input("x", TensorType((1, 4, 7, 6)))
+    c = shape[1] * kw.get("groups", 1) if cls is Conv2d else shape[0]
+    x = g.add_input("x", TensorType((1, c, 7, 6)))
     weight = rng.integers(-127, 128, shape).astype(np.float32)
     op = g.add(cls, [x], attrs(g.weights.add("w", weight), **kw), name="s").owner
-    spikes = (rng.random((9, 4, 7, 6)) < density).astype(np.uint8)
+    spikes = (rng.random((9, c, 7, 6)) < density).astype(np.uint8)
     fn = kernels.conv2d if cls is Conv2d else kernels.conv_transpose2d
     extra = ("output_padding",) if cls is ConvTranspose2d else ()
     want = fn(spikes, weight, None, op.attrs.strides, op.attrs.pads, op.attrs.dilations,

@@ -7,12 +7,16 @@ paths that accumulate the same sums into an output buffer:
 
 - `dense`: the convolution as one big matrix product over all frames (im2col in frame
   blocks of at most `BLOCK_BYTES`, then BLAS);
-- `events`: a compiled scatter of each spike's weights (a gather-add over the active
-  inputs only), parallel over frames.
+- `events`: a compiled scatter over the active inputs only, parallel over frames. Where the
+  input channels per group are a multiple of 8, a pixel's 8 channels are read as one
+  64-bit word: silent words are skipped, and an active word's spike pattern (one byte)
+  indexes a table of its summed weights per tap (`byte_table`), so that one row add
+  covers all of its spikes; otherwise each spike adds its weights.
 
 `Synapse.run` picks by the density measured on the frames it is given: `events` below
 `EVENT_DENSITY`. With integer-valued weights (`loihi` mode) both paths give exactly the
-reference's sums; with float weights they round differently (summation order).
+reference's sums (the table's entries are exact sums of integer weights too); with float
+weights they round differently (summation order).
 Threads: BLAS's for `dense`, numba's (`prange` over frames) for `events`.
 """
 
@@ -31,6 +35,7 @@ from snncc.ir.ops import Conv2d, ConvTranspose2d, Dense
 
 BLOCK_BYTES = 64 << 20  # float32 im2col / scatter scratch per frame block
 EVENT_DENSITY = 0.4  # below this share of active inputs, scatter the events (measured)
+PACK = np.uint64(0x0102040810204080)  # (word · PACK) >> 56: 8 bytes of 0/1 → 8 bits
 
 
 @dataclass
@@ -149,6 +154,71 @@ def _dense_events(s, w, out):
                 _add_row(row, w[i], w.shape[1])
 
 
+def byte_table(w: np.ndarray, cg: int) -> np.ndarray | None:
+    """w (kH, kW, C_in, C_out/groups) → (kH, kW, C_in/8, 256, C_out/groups): per tap and
+    byte of 8 input channels, the summed weights of each of the 256 spike patterns (bit b:
+    channel 8·byte + b), summed in float64 and rounded once; None unless 8 | C_in/groups
+    (a byte must not straddle groups)."""
+    kh, kw, c, og = w.shape
+    if cg % 8:
+        return None
+    bits = (np.arange(256)[:, None] >> np.arange(8)) & 1
+    table = np.einsum("pb,yxjbo->yxjpo", bits.astype(np.float64),
+                      w.reshape(kh, kw, c // 8, 8, og).astype(np.float64))
+    return np.ascontiguousarray(table, np.float32)
+
+
+@nb.njit(cache=True, parallel=True)
+def _byte_events(s, table, out, ytab, xtab, cg):
+    """`_tap_events` 8 channels at a time: s is (frames, H, W, C/8) uint64 words of 8
+    spikes; each active word adds its pattern's table row (C_out/groups summed weights)
+    per tap. Slices and loop counters index everything, so numba's negative-index checks
+    drop out and the row adds vectorize."""
+    frames, h, wd, words = s.shape
+    kh, kw, _, _, og = table.shape
+    _, ho, wo, cout = out.shape
+    per_group = cg // 8
+    vec = og - og % 8
+    flat = out.reshape(frames, ho * wo * cout)
+    for f in nb.prange(frames):
+        of = flat[f]
+        for iy in range(h):
+            yt = ytab[iy]
+            for ix in range(wd):
+                pixel = s[f, iy, ix]
+                xt = xtab[ix]
+                for j in range(words):
+                    word = pixel[j]
+                    if word == np.uint64(0):
+                        continue
+                    pattern = (word * PACK) >> np.uint64(56)
+                    g0 = (j // per_group) * og
+                    for ky in range(kh):
+                        oy = yt[ky]
+                        if oy < 0:
+                            continue
+                        for kx in range(kw):
+                            ox = xt[kx]
+                            if ox < 0:
+                                continue
+                            row = table[ky, kx, j, pattern]
+                            dst = of[(oy * wo + ox) * cout + g0:]
+                            for o0 in range(0, vec, 8):
+                                for o in range(8):
+                                    dst[o0 + o] += row[o0 + o]
+                            for o in range(vec, og):
+                                dst[o] += row[o]
+
+
+def _scatter(s: np.ndarray, w: np.ndarray, table: np.ndarray | None, out: np.ndarray,
+             ytab: np.ndarray, xtab: np.ndarray, cg: int) -> None:
+    """The events path of (transposed) convolutions: by bytes where `table` exists."""
+    if table is None:
+        _tap_events(s, w, out, ytab, xtab, cg)
+    else:
+        _byte_events(np.ascontiguousarray(s).view(np.uint64), table, out, ytab, xtab, cg)
+
+
 @SYNAPSES.register(Conv2d)
 class ConvSynapse(Synapse):
     """syn.conv2d; weight (C_out, C_in/groups, kH, kW)."""
@@ -164,15 +234,16 @@ class ConvSynapse(Synapse):
                                              .reshape(kh, kw, a.groups * cg, self.og))
         self.w_dense = np.ascontiguousarray(weight.reshape(a.groups, self.og, cg * kh * kw)
                                             .transpose(0, 2, 1))
+        self.table = byte_table(self.w_events, cg)
 
     def events(self, s: np.ndarray, out: np.ndarray) -> None:
         a = self.op.attrs
         kh, kw = self.w_events.shape[:2]
-        _tap_events(s, self.w_events, out,
-                     _tap_table(s.shape[1], kh, a.strides[0], a.pads[0], a.dilations[0],
-                                out.shape[1]),
-                     _tap_table(s.shape[2], kw, a.strides[1], a.pads[1], a.dilations[1],
-                                out.shape[2]), self.cg)
+        _scatter(s, self.w_events, self.table, out,
+                 _tap_table(s.shape[1], kh, a.strides[0], a.pads[0], a.dilations[0],
+                            out.shape[1]),
+                 _tap_table(s.shape[2], kw, a.strides[1], a.pads[1], a.dilations[1],
+                            out.shape[2]), self.cg)
 
     def dense(self, s: np.ndarray, out: np.ndarray) -> None:
         a = self.op.attrs
@@ -206,15 +277,16 @@ class ConvTransposeSynapse(Synapse):
         self.w_dense = np.ascontiguousarray(weight.reshape(self.groups, self.cg, og, kh, kw)
                                             .transpose(0, 1, 3, 4, 2)
                                             .reshape(self.groups, self.cg, kh * kw * og))
+        self.table = byte_table(self.w_events, self.cg)
 
     def events(self, s: np.ndarray, out: np.ndarray) -> None:
         a = self.op.attrs
         kh, kw = self.w_events.shape[:2]
-        _tap_events(s, self.w_events, out,
-                    _transposed_tap_table(s.shape[1], kh, a.strides[0], a.pads[0],
-                                          a.dilations[0], out.shape[1]),
-                    _transposed_tap_table(s.shape[2], kw, a.strides[1], a.pads[1],
-                                          a.dilations[1], out.shape[2]), self.cg)
+        _scatter(s, self.w_events, self.table, out,
+                 _transposed_tap_table(s.shape[1], kh, a.strides[0], a.pads[0],
+                                       a.dilations[0], out.shape[1]),
+                 _transposed_tap_table(s.shape[2], kw, a.strides[1], a.pads[1],
+                                       a.dilations[1], out.shape[2]), self.cg)
 
     def dense(self, s: np.ndarray, out: np.ndarray) -> None:
         a = self.op.attrs
