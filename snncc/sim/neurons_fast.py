@@ -103,6 +103,36 @@ def _loihi_input(q: float, c: int, bias: int, keep_u: int) -> tuple[int, int, in
     return c, u, o1 + o2 + o3
 
 
+@nb.njit(cache=True, inline="always")
+def _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u, refractory, leaky):
+    """One step of one block of compartments (`loihi_scan`); returns the wrap count. The
+    wraps are written out (no tuple-returning helpers) and `refractory`/`leaky` arrive as
+    constants from the call sites, so the loop compiles branch-free per case."""
+    over = 0
+    for n in range(qb.shape[0]):
+        s = np.int64(np.rint(np.float64(qb[n]))) + (1 << Q_BITS)
+        qi = (s & ((2 << Q_BITS) - 1)) - (1 << Q_BITS)
+        over += (s >> (Q_BITS + 1)) != 0
+        s = _decay(cb[n], keep_u) + qi + (1 << U_BITS)
+        c = (s & ((2 << U_BITS) - 1)) - (1 << U_BITS)
+        over += (s >> (U_BITS + 1)) != 0
+        cb[n] = c
+        s = c + bb[n] + (1 << U_BITS)
+        u = (s & ((2 << U_BITS) - 1)) - (1 << U_BITS)
+        over += (s >> (U_BITS + 1)) != 0
+        vn = _decay(vb[n], keep_v) if leaky else vb[n]
+        vn = min(max(vn + u, 0), V_MAX)
+        if refractory:
+            vn = 0 if rb[n] > 0 else vn
+        fired = vn > vth
+        nb_[n] += fired
+        vb[n] = 0 if fired else vn
+        if refractory:
+            rb[n] = max((refractory + 1 if fired else rb[n]) - 1, 0)
+        out[n] = fired
+    return over
+
+
 @nb.njit(cache=True, parallel=True)
 def loihi_scan(q, spikes, v, current, ref, counts, bias, vth, keep_v, keep_u, refractory,
                overflows):
@@ -111,31 +141,25 @@ def loihi_scan(q, spikes, v, current, ref, counts, bias, vth, keep_v, keep_u, re
     wrap-around counts."""
     steps, images, per_image = spikes.shape
     blocks_per_image = (per_image + BLOCK - 1) // BLOCK
+    leaky = keep_v != 1 << DECAY_BITS
     for b in nb.prange(images * blocks_per_image):
         i, lo, hi = _block_range(b, per_image, blocks_per_image)
         vb, cb, nb_, bb = v[i, lo:hi], current[i, lo:hi], counts[i, lo:hi], bias[lo:hi]
         rb = ref[i if refractory else 0, lo:hi]
         over = 0
         for t in range(steps):
-            qb = q[t, i, lo:hi]
-            out = spikes[t, i, lo:hi]
-            for n in range(hi - lo):
-                c, u, o = _loihi_input(qb[n], cb[n], bb[n], keep_u)
-                over += o
-                cb[n] = c
-                vn = vb[n]
-                if keep_v != 1 << DECAY_BITS:
-                    vn = _decay(vn, keep_v)
-                vn = min(max(vn + u, 0), V_MAX)
-                if refractory:
-                    vn = 0 if rb[n] > 0 else vn
-                fired = vn > vth
-                nb_[n] += fired
-                vn = 0 if fired else vn
-                if refractory:
-                    rb[n] = max((refractory + 1 if fired else rb[n]) - 1, 0)
-                vb[n] = vn
-                out[n] = fired
+            qb, out = q[t, i, lo:hi], spikes[t, i, lo:hi]
+            if refractory and leaky:
+                over += _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u,
+                                     refractory, True)
+            elif refractory:
+                over += _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u,
+                                     refractory, False)
+            elif leaky:
+                over += _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u, 0, True)
+            else:
+                over += _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u, 0,
+                                     False)
         overflows[b] += over
 
 
