@@ -109,12 +109,10 @@ def _transposed_tap_table(size: int, kernel: int, stride: int, pad: int, dilatio
 
 @nb.njit(cache=True, inline="always")
 def _add_row(out, w, og):
-    """out[:og] += w[:og], in blocks of 8 (a fixed trip count numba vectorizes)."""
-    full = og - og % 8
-    for o0 in range(0, full, 8):
-        for o in range(8):
-            out[o0 + o] += w[o0 + o]
-    for o in range(full, og):
+    """out[:og] += w[:og]. One plain loop: LLVM's loop vectorizer takes it (with vector
+    epilogues for short rows), whereas a fully unrolled block of 8 would need the SLP
+    vectorizer, which numba leaves off (NUMBA_SLP_VECTORIZE=0)."""
+    for o in range(og):
         out[o] += w[o]
 
 
@@ -172,13 +170,12 @@ def byte_table(w: np.ndarray, cg: int) -> np.ndarray | None:
 def _byte_events(s, table, out, ytab, xtab, cg):
     """`_tap_events` 8 channels at a time: s is (frames, H, W, C/8) uint64 words of 8
     spikes; each active word adds its pattern's table row (C_out/groups summed weights)
-    per tap. Slices and loop counters index everything, so numba's negative-index checks
-    drop out and the row adds vectorize."""
+    per tap. Slices and loop counters index everything, so that numba's negative-index
+    checks drop out and the row adds vectorize."""
     frames, h, wd, words = s.shape
     kh, kw, _, _, og = table.shape
     _, ho, wo, cout = out.shape
     per_group = cg // 8
-    vec = og - og % 8
     flat = out.reshape(frames, ho * wo * cout)
     for f in nb.prange(frames):
         of = flat[f]
@@ -201,13 +198,8 @@ def _byte_events(s, table, out, ytab, xtab, cg):
                             ox = xt[kx]
                             if ox < 0:
                                 continue
-                            row = table[ky, kx, j, pattern]
-                            dst = of[(oy * wo + ox) * cout + g0:]
-                            for o0 in range(0, vec, 8):
-                                for o in range(8):
-                                    dst[o0 + o] += row[o0 + o]
-                            for o in range(vec, og):
-                                dst[o] += row[o]
+                            _add_row(of[(oy * wo + ox) * cout + g0:],
+                                     table[ky, kx, j, pattern], og)
 
 
 def _scatter(s: np.ndarray, w: np.ndarray, table: np.ndarray | None, out: np.ndarray,
