@@ -57,7 +57,8 @@ def test_loihi_mode_is_bit_exact_on_the_example_unet(options, path, monkeypatch)
     """Conv, avg pool (fused into a strided conv), residual add and concat (two projections
     into one population), transposed conv; forced to either synapse path or by density."""
     if path is not None:
-        monkeypatch.setattr(synapses, "EVENT_DENSITY", 2.0 if path == "events" else 0.0)
+        for name in ("EVENT_DENSITY", "BYTE_EVENT_DENSITY"):
+            monkeypatch.setattr(synapses, name, 2.0 if path == "events" else 0.0)
     graph = analog_unet(seed=3)
     convert(graph, f"fuse-linear,convert-activations{{{options}}},scale-rates,quantize-weights",
             calibration=images(8, seed=5))
