@@ -4,6 +4,9 @@ time chunk.
 Each kernel scans a population's neurons over the steps of a chunk, given the summed
 synaptic input of every step (`q`, float32, shape (steps, images, neurons per image); a
 single row of steps means the same input every step, the host input population's image).
+Kernels zero the per-step input they consume (all of `q` but a single row), so that the
+engine's input buffer is clean for the next population without a separate pass over a
+buffer larger than the caches.
 It keeps the state (voltage, filtered current, refractory count, spike count) in one array
 each, writes the spikes (uint8), and does, per neuron and step, exactly the operations of
 `snncc.sim.dynamics` (`FloatNeurons`, `LoihiNeurons`) in the same order and precision, so
@@ -58,6 +61,8 @@ def float_scan(q, spikes, v, current, ref, counts, bias, threshold32, threshold6
             out = spikes[t, i, lo:hi]
             for n in range(hi - lo):
                 x = qb[n]
+                if not constant:
+                    qb[n] = 0.0
                 if filtered:
                     x = np.float32(cb[n] * keep_c32) + np.float32(d32 * x)
                     cb[n] = x
@@ -111,6 +116,7 @@ def _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u, refractory, 
     over = 0
     for n in range(qb.shape[0]):
         s = np.int64(np.rint(np.float64(qb[n]))) + (1 << Q_BITS)
+        qb[n] = 0.0
         qi = (s & ((2 << Q_BITS) - 1)) - (1 << Q_BITS)
         over += (s >> (Q_BITS + 1)) != 0
         s = _decay(cb[n], keep_u) + qi + (1 << U_BITS)
@@ -169,10 +175,12 @@ def float_readout(q, first, sums, bias):
     steps, images, per_image = q.shape
     for i in nb.prange(images):
         si = sums[i]
+        q[:first, i] = 0.0
         for t in range(first, steps):
             qi = q[t, i]
             for n in range(per_image):
                 si[n] += np.float64(qi[n]) + bias[n]
+                qi[n] = 0.0
 
 
 @nb.njit(cache=True, parallel=True)
@@ -184,10 +192,12 @@ def loihi_readout(q, first, sums, current, bias, scale, overflows):
     for i in nb.prange(images):
         over = 0
         si, ci = sums[i], current[i]
+        q[:first, i] = 0.0
         for t in range(first, steps):
             qi = q[t, i]
             for n in range(per_image):
                 c, u, o = _loihi_input(qi[n], ci[n], bias[n], keep_u)
+                qi[n] = 0.0
                 over += o
                 ci[n] = c
                 si[n] += np.float64(u) / scale
