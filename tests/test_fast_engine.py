@@ -134,6 +134,8 @@ SYNAPSE_OPS = [
     (Conv2d, (4, 8, 5, 5), Conv2d.Attrs, {"strides": (2, 2), "pads": (2, 2, 2, 2),
                                           "groups": 2}),
     (Conv2d, (1, 8, 1, 1), Conv2d.Attrs, {}),
+    (Conv2d, (8, 8, 3, 5), Conv2d.Attrs, {"pads": (1, 2, 0, 1)}),  # runs clipped both sides
+    (Conv2d, (8, 8, 3, 3), Conv2d.Attrs, {"dilations": (1, 2), "pads": (1, 2, 1, 2)}),
     (ConvTranspose2d, (16, 8, 2, 2), ConvTranspose2d.Attrs, {"strides": (2, 2)}),
 ]
 

@@ -11,7 +11,8 @@ paths that accumulate the same sums into an output buffer:
   input channels per group are a multiple of 8, a pixel's 8 channels are read as one
   64-bit word: silent words are skipped, and an active word's spike pattern (one byte)
   indexes a table of its summed weights per tap (`byte_table`), so that one row add
-  covers all of its spikes; otherwise each spike adds its weights.
+  covers all of its spikes (in stride-1 convolutions, one add covers a kernel row's taps
+  too: `row_table`); otherwise each spike adds its weights.
 
 `Synapse.run` picks by the density measured on the frames it is given: `events` up to
 `EVENT_DENSITY` (per spike) or `BYTE_EVENT_DENSITY` (by bytes: always, as it costs less
@@ -209,6 +210,54 @@ def _byte_events(s, table, out, ytab, xtab, cg):
                                      table[ky, kx, j, pattern], og)
 
 
+def row_table(table: np.ndarray) -> np.ndarray:
+    """A `byte_table` (kH, kW, C_in/8, 256, C_out) → (kH, C_in/8, 256, kW·C_out), taps
+    along x reversed: for a stride-1 convolution (one group), the taps of one input pixel
+    and one kernel row reach consecutive output pixels, so they are one run of this row."""
+    kh, kw, words, _, og = table.shape
+    return np.ascontiguousarray(table[:, ::-1].transpose(0, 2, 3, 1, 4)
+                                .reshape(kh, words, 256, kw * og))
+
+
+def _x_runs(width: int, kw: int, pad: int, out: int) -> tuple[np.ndarray, ...]:
+    """Per input column of a stride-1, dilation-1 convolution: the first tap of its run in
+    a `row_table` row, the number of taps that land inside the output, and the output
+    column of the first."""
+    ix = np.arange(width)
+    last = np.minimum(kw - 1, ix + pad)  # the largest tap index with output column ≥ 0
+    first = np.maximum(0, ix + pad - out + 1)
+    return ((kw - 1 - last).astype(np.int64), np.maximum(last - first + 1, 0).astype(np.int64),
+            (ix + pad - last).astype(np.int64))
+
+
+@nb.njit(cache=True, parallel=True)
+def _byte_rows(s, rows, out, ytab, k0, taps, ox0):
+    """`_byte_events` for stride-1 convolutions of one group: per active word and kernel
+    row, one add of the pattern's run of taps (`row_table`, `_x_runs`) over consecutive
+    output pixels, instead of one add per tap: longer rows vectorize better."""
+    frames, h, wd, words = s.shape
+    kh = rows.shape[0]
+    _, ho, wo, og = out.shape
+    flat = out.reshape(frames, ho * wo * og)
+    for f in nb.prange(frames):
+        of = flat[f]
+        for iy in range(h):
+            yt = ytab[iy]
+            for ix in range(wd):
+                pixel = s[f, iy, ix]
+                start, n = k0[ix] * og, taps[ix] * og
+                for j in range(words):
+                    word = pixel[j]
+                    if word == np.uint64(0):
+                        continue
+                    pattern = (word * PACK) >> np.uint64(56)
+                    for ky in range(kh):
+                        oy = yt[ky]
+                        if oy >= 0:
+                            _add_row(of[(oy * wo + ox0[ix]) * og:],
+                                     rows[ky, j, pattern, start:], n)
+
+
 def _scatter(s: np.ndarray, w: np.ndarray, table: np.ndarray | None, out: np.ndarray,
              ytab: np.ndarray, xtab: np.ndarray, cg: int) -> None:
     """The events path of (transposed) convolutions: by bytes where `table` exists."""
@@ -234,10 +283,18 @@ class ConvSynapse(Synapse):
         self.w_dense = np.ascontiguousarray(weight.reshape(a.groups, self.og, cg * kh * kw)
                                             .transpose(0, 2, 1))
         self.table = byte_table(self.w_events, cg)
+        self.rows = (row_table(self.table) if self.table is not None and a.groups == 1
+                     and a.strides[1] == 1 and a.dilations[1] == 1 else None)
 
     def events(self, s: np.ndarray, out: np.ndarray) -> None:
         a = self.op.attrs
         kh, kw = self.w_events.shape[:2]
+        if self.rows is not None:
+            _byte_rows(np.ascontiguousarray(s).view(np.uint64), self.rows, out,
+                       _tap_table(s.shape[1], kh, a.strides[0], a.pads[0], a.dilations[0],
+                                  out.shape[1]),
+                       *_x_runs(s.shape[2], kw, a.pads[1], out.shape[2]))
+            return
         _scatter(s, self.w_events, self.table, out,
                  _tap_table(s.shape[1], kh, a.strides[0], a.pads[0], a.dilations[0],
                             out.shape[1]),
