@@ -57,7 +57,8 @@ def test_loihi_mode_is_bit_exact_on_the_example_unet(options, path, monkeypatch)
     """Conv, avg pool (fused into a strided conv), residual add and concat (two projections
     into one population), transposed conv; forced to either synapse path or by density."""
     if path is not None:
-        monkeypatch.setattr(synapses, "EVENT_DENSITY", 2.0 if path == "events" else 0.0)
+        for name in ("EVENT_DENSITY", "BYTE_EVENT_DENSITY"):
+            monkeypatch.setattr(synapses, name, 2.0 if path == "events" else 0.0)
     graph = analog_unet(seed=3)
     convert(graph, f"fuse-linear,convert-activations{{{options}}},scale-rates,quantize-weights",
             calibration=images(8, seed=5))
@@ -128,6 +129,14 @@ SYNAPSE_OPS = [
     (ConvTranspose2d, (4, 3, 2, 2), ConvTranspose2d.Attrs, {"strides": (2, 2)}),
     (ConvTranspose2d, (4, 2, 3, 3), ConvTranspose2d.Attrs,
      {"strides": (2, 1), "pads": (1, 0, 0, 1), "output_padding": (1, 0), "groups": 2}),
+    # 8 | input channels per group: the events path scatters bytes of 8 spikes
+    (Conv2d, (12, 16, 3, 3), Conv2d.Attrs, {"pads": (1, 1, 1, 1)}),
+    (Conv2d, (4, 8, 5, 5), Conv2d.Attrs, {"strides": (2, 2), "pads": (2, 2, 2, 2),
+                                          "groups": 2}),
+    (Conv2d, (1, 8, 1, 1), Conv2d.Attrs, {}),
+    (Conv2d, (8, 8, 3, 5), Conv2d.Attrs, {"pads": (1, 2, 0, 1)}),  # runs clipped both sides
+    (Conv2d, (8, 8, 3, 3), Conv2d.Attrs, {"dilations": (1, 2), "pads": (1, 2, 1, 2)}),
+    (ConvTranspose2d, (16, 8, 2, 2), ConvTranspose2d.Attrs, {"strides": (2, 2)}),
 ]
 
 
@@ -138,10 +147,11 @@ def test_both_synapse_paths_equal_the_reference_kernel(cls, shape, attrs, kw, de
     weights), whatever the density."""
     rng = np.random.default_rng(11)
     g = Graph("syn")
-    x = g.add_input("x", TensorType((1, 4, 7, 6)))
+    c = shape[1] * kw.get("groups", 1) if cls is Conv2d else shape[0]
+    x = g.add_input("x", TensorType((1, c, 7, 6)))
     weight = rng.integers(-127, 128, shape).astype(np.float32)
     op = g.add(cls, [x], attrs(g.weights.add("w", weight), **kw), name="s").owner
-    spikes = (rng.random((9, 4, 7, 6)) < density).astype(np.uint8)
+    spikes = (rng.random((9, c, 7, 6)) < density).astype(np.uint8)
     fn = kernels.conv2d if cls is Conv2d else kernels.conv_transpose2d
     extra = ("output_padding",) if cls is ConvTranspose2d else ()
     want = fn(spikes, weight, None, op.attrs.strides, op.attrs.pads, op.attrs.dilations,

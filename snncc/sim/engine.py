@@ -12,6 +12,7 @@ chunk of steps at once. Per population and chunk:
 2. one fused, compiled scan updates the neurons over the chunk's steps
    (`snncc.sim.neurons_fast`), writing its spikes and spike counts.
 
+The input buffer is all zeros between populations: the scans zero what they read.
 Spike buffers hold a chunk's steps plus the step before it (frame 0), so that `loihi` mode
 (synapses act on the previous step's spikes) reads frames [0, L) and `ideal` mode (the same
 step's) reads [1, L]. Chunks end at every requested frame, where the outputs are decoded as
@@ -202,8 +203,7 @@ def _run_chunk(p: _Pass, env: dict[int, np.ndarray], t0: int, steps: int) -> Non
             image = _frames_last(env[id(op.inputs[0])]).reshape(1, p.images, node.n)
             node.scan(image, spikes, 0)
             continue
-        q = p.q[:steps * p.images * node.n].reshape(steps, p.images, node.n)
-        q.fill(0.0)
+        q = p.q[:steps * p.images * node.n].reshape(steps, p.images, node.n)  # zeros
         shape = channels_last(op.result.type.shape[1:])
         for v in op.inputs:
             if id(v) in p.const:

@@ -4,6 +4,9 @@ time chunk.
 Each kernel scans a population's neurons over the steps of a chunk, given the summed
 synaptic input of every step (`q`, float32, shape (steps, images, neurons per image); a
 single row of steps means the same input every step, the host input population's image).
+Kernels zero the per-step input they consume (all of `q` but a single row), so that the
+engine's input buffer is clean for the next population without a separate pass over a
+buffer larger than the caches.
 It keeps the state (voltage, filtered current, refractory count, spike count) in one array
 each, writes the spikes (uint8), and does, per neuron and step, exactly the operations of
 `snncc.sim.dynamics` (`FloatNeurons`, `LoihiNeurons`) in the same order and precision, so
@@ -58,6 +61,8 @@ def float_scan(q, spikes, v, current, ref, counts, bias, threshold32, threshold6
             out = spikes[t, i, lo:hi]
             for n in range(hi - lo):
                 x = qb[n]
+                if not constant:
+                    qb[n] = 0.0
                 if filtered:
                     x = np.float32(cb[n] * keep_c32) + np.float32(d32 * x)
                     cb[n] = x
@@ -103,6 +108,37 @@ def _loihi_input(q: float, c: int, bias: int, keep_u: int) -> tuple[int, int, in
     return c, u, o1 + o2 + o3
 
 
+@nb.njit(cache=True, inline="always")
+def _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u, refractory, leaky):
+    """One step of one block of compartments (`loihi_scan`); returns the wrap count. The
+    wraps are written out (no tuple-returning helpers) and `refractory`/`leaky` arrive as
+    constants from the call sites, so the loop compiles branch-free per case."""
+    over = 0
+    for n in range(qb.shape[0]):
+        s = np.int64(np.rint(np.float64(qb[n]))) + (1 << Q_BITS)
+        qb[n] = 0.0
+        qi = (s & ((2 << Q_BITS) - 1)) - (1 << Q_BITS)
+        over += (s >> (Q_BITS + 1)) != 0
+        s = _decay(cb[n], keep_u) + qi + (1 << U_BITS)
+        c = (s & ((2 << U_BITS) - 1)) - (1 << U_BITS)
+        over += (s >> (U_BITS + 1)) != 0
+        cb[n] = c
+        s = c + bb[n] + (1 << U_BITS)
+        u = (s & ((2 << U_BITS) - 1)) - (1 << U_BITS)
+        over += (s >> (U_BITS + 1)) != 0
+        vn = _decay(vb[n], keep_v) if leaky else vb[n]
+        vn = min(max(vn + u, 0), V_MAX)
+        if refractory:
+            vn = 0 if rb[n] > 0 else vn
+        fired = vn > vth
+        nb_[n] += fired
+        vb[n] = 0 if fired else vn
+        if refractory:
+            rb[n] = max((refractory + 1 if fired else rb[n]) - 1, 0)
+        out[n] = fired
+    return over
+
+
 @nb.njit(cache=True, parallel=True)
 def loihi_scan(q, spikes, v, current, ref, counts, bias, vth, keep_v, keep_u, refractory,
                overflows):
@@ -111,31 +147,25 @@ def loihi_scan(q, spikes, v, current, ref, counts, bias, vth, keep_v, keep_u, re
     wrap-around counts."""
     steps, images, per_image = spikes.shape
     blocks_per_image = (per_image + BLOCK - 1) // BLOCK
+    leaky = keep_v != 1 << DECAY_BITS
     for b in nb.prange(images * blocks_per_image):
         i, lo, hi = _block_range(b, per_image, blocks_per_image)
         vb, cb, nb_, bb = v[i, lo:hi], current[i, lo:hi], counts[i, lo:hi], bias[lo:hi]
         rb = ref[i if refractory else 0, lo:hi]
         over = 0
         for t in range(steps):
-            qb = q[t, i, lo:hi]
-            out = spikes[t, i, lo:hi]
-            for n in range(hi - lo):
-                c, u, o = _loihi_input(qb[n], cb[n], bb[n], keep_u)
-                over += o
-                cb[n] = c
-                vn = vb[n]
-                if keep_v != 1 << DECAY_BITS:
-                    vn = _decay(vn, keep_v)
-                vn = min(max(vn + u, 0), V_MAX)
-                if refractory:
-                    vn = 0 if rb[n] > 0 else vn
-                fired = vn > vth
-                nb_[n] += fired
-                vn = 0 if fired else vn
-                if refractory:
-                    rb[n] = max((refractory + 1 if fired else rb[n]) - 1, 0)
-                vb[n] = vn
-                out[n] = fired
+            qb, out = q[t, i, lo:hi], spikes[t, i, lo:hi]
+            if refractory and leaky:
+                over += _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u,
+                                     refractory, True)
+            elif refractory:
+                over += _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u,
+                                     refractory, False)
+            elif leaky:
+                over += _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u, 0, True)
+            else:
+                over += _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u, 0,
+                                     False)
         overflows[b] += over
 
 
@@ -145,10 +175,12 @@ def float_readout(q, first, sums, bias):
     steps, images, per_image = q.shape
     for i in nb.prange(images):
         si = sums[i]
+        q[:first, i] = 0.0
         for t in range(first, steps):
             qi = q[t, i]
             for n in range(per_image):
                 si[n] += np.float64(qi[n]) + bias[n]
+                qi[n] = 0.0
 
 
 @nb.njit(cache=True, parallel=True)
@@ -160,10 +192,12 @@ def loihi_readout(q, first, sums, current, bias, scale, overflows):
     for i in nb.prange(images):
         over = 0
         si, ci = sums[i], current[i]
+        q[:first, i] = 0.0
         for t in range(first, steps):
             qi = q[t, i]
             for n in range(per_image):
                 c, u, o = _loihi_input(qi[n], ci[n], bias[n], keep_u)
+                qi[n] = 0.0
                 over += o
                 ci[n] = c
                 si[n] += np.float64(u) / scale
