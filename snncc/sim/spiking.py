@@ -14,13 +14,13 @@ that mean. A graph output that is a population gives its mean rate × amplitude.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from snncc.diagnostics import SnnccError, UsageError
-from snncc.hw.loihi.formats import current_decay
+from snncc.hw.loihi.formats import current_decay, membrane_floor
 from snncc.hw.loihi.quantize import quantize_graph
 from snncc.ir.graph import Graph
 from snncc.ir.interp import kernels
@@ -121,7 +121,7 @@ def _neurons(graph: Graph, op: Op, shape: tuple[int, ...], mode: str, plan: _Pla
         bias = np.rint(np.asarray(_bias(graph, op, s))).astype(np.int64)
         return LoihiNeurons(np.full(shape, round(a.v_initial * s), np.int64),
                             round(a.v_threshold * s), bias, keep_v, a.refractory,
-                            current_decay(dt, a.tau_s)[0])
+                            current_decay(dt, a.tau_s)[0], vmin=membrane_floor(a.v_min * s))
     return FloatNeurons(np.full(shape, a.v_initial, np.float32), a.v_threshold,
                         a.reset == "zero", keep, a.refractory, _bias(graph, op),
                         np.zeros(shape, np.int32) if a.refractory else None,
@@ -133,6 +133,8 @@ class _Stats:
     spikes: dict[str, int] = field(default_factory=dict)
     overflows: int = 0
     frame_spikes: dict[int, dict[str, int]] = field(default_factory=dict)
+    count_from: Mapping[str, int] = field(default_factory=dict)  # population → first step
+    counts: dict[str, list[np.ndarray]] = field(default_factory=dict)  # per chunk
 
 
 def _host(graph: Graph, ops: list[Op], env: dict[int, np.ndarray]) -> None:
@@ -185,6 +187,9 @@ def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int,
             prev[id(op.result)] = ANALOG_KERNELS[op].run(op, [prev[id(op.inputs[0])]],
                                                                graph.weights)
     delays = {id(op.result): op.attrs.delay for op in plan.loop if isinstance(op, Readout)}
+    counted = {id(op.result): (op.result.name, stats.count_from[op.result.name])
+               for op in plan.loop if op.result.name in stats.count_from}
+    window = {key: np.zeros(sums[key].shape, np.float32) for key in counted}
     for t in range(steps):
         cur: dict[int, np.ndarray] = {}
         currents: dict[int, np.ndarray | float] = {}
@@ -215,6 +220,9 @@ def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int,
                 else:
                     cur[key] = neurons.step(q)
                     sums[key] += cur[key]
+        for key, (_, start) in counted.items():
+            if t >= start:
+                window[key] += cur[key]
         prev = cur
         tick()
         if t + 1 in frames:
@@ -228,6 +236,8 @@ def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int,
                     name = op.result.name
                     counts[name] = counts.get(name, 0) + int(sums[id(op.result)].sum())
     env.update(_decode(plan, sums, delays, steps))
+    for key, (name, _) in counted.items():
+        stats.counts.setdefault(name, []).append(window[key])
     for op in plan.loop:
         key = id(op.result)
         if isinstance(op, SpikeSource):
@@ -281,12 +291,14 @@ def readout_delay(graph: Graph) -> int:
 
 def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
                 timesteps: int | None = None, batch_size: int = 16,
-                progress: bool = False, frames: Sequence[int] = ()) -> RunResult:
+                progress: bool = False, frames: Sequence[int] = (),
+                count_from: Mapping[str, int] | None = None) -> RunResult:
     """Simulate `graph` on N images for `timesteps` steps (default: the graph's own).
 
     `frames` lists timesteps at which to decode the outputs too (`RunResult.frames`, with
     the spike counts up to then in `RunResult.frame_stats`); each must lie past the readout
-    delay and within the run.
+    delay and within the run. `count_from` (population name → step) asks for every
+    neuron's spike count from that step to the end, in `stats["counts"][name]` (N×shape).
     """
     if mode not in MODES:
         raise UsageError(f"spiking mode '{mode}' is unknown (modes: {', '.join(MODES)})")
@@ -310,7 +322,7 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
         graph = copy.deepcopy(graph)
         quantize_graph(graph, bits=8)
     plan = _plan(graph, mode)
-    stats = _Stats()
+    stats = _Stats(count_from=dict(count_from or {}))
     outputs: list[list[np.ndarray]] = [[] for _ in graph.outputs]
     per_chunk: dict[int, list[list[np.ndarray]]] = {t: [] for t in frames}
     from tqdm import tqdm
@@ -328,6 +340,8 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
     result_stats: dict[str, object] = {"mode": mode, "timesteps": steps, "dt": graph.attrs.dt,
                                        "images": len(x), **_layer_stats(graph, stats, len(x),
                                                                         steps)}
+    if stats.counts:
+        result_stats["counts"] = {name: np.concatenate(c) for name, c in stats.counts.items()}
     if mode == "loihi":
         result_stats["overflows"] = stats.overflows
         result_stats["quantized_on_the_fly"] = on_the_fly
