@@ -6,9 +6,10 @@ the chip's dynamics miss it: reset to zero throws charge away, filters and hops 
 start, inhibition is clipped at the membrane floor. This pass measures the miss and
 corrects it (after Li et al. 2021, "A free lunch from ANN: towards efficient, accurate
 spiking neural networks calibration"): it runs the `loihi`-mode simulator on the
-calibration images for `timesteps` steps, counts every population's spikes from the step
-its input first arrives, and moves each channel's bias by the mean rate error times the
-threshold (the input that changes the rate by that much),
+calibration images for `timesteps` steps (default: twice the readout delay plus 32, so that
+the deepest layers have settled for most of the run), counts every population's spikes over
+the steps the readouts integrate (from the readout delay on), and moves each channel's bias
+by the mean rate error times the threshold (the input that changes the rate by that much),
 
     bias_c ← bias_c + θ · (r_target,c − r_measured,c),
 
@@ -36,7 +37,6 @@ from snncc.ir.op import Op
 from snncc.ir.ops import Conv2d, ConvTranspose2d, Readout
 from snncc.ir.ops.kinds import Neurons, source_population
 from snncc.ir.properties import NORMALIZED, QUANTIZED, SPIKING
-from snncc.passes.convert_activations import readout_delays
 from snncc.passes.support.options import check
 from snncc.pipeline.pass_base import Pass, PassContext
 
@@ -114,15 +114,15 @@ class CalibrateSpiking(Pass):
     summary = "correct per-channel biases from the loihi-mode rates on calibration images"
     requires = frozenset({SPIKING, NORMALIZED, QUANTIZED})
 
-    timesteps: int = 64
+    timesteps: int | None = None
     iterations: int = 2
     images: int = 16
     batch_size: int = 16
     readout: bool = True
 
     def __post_init__(self) -> None:
-        check(self.timesteps >= 2, f"calibrate-spiking: timesteps must be ≥ 2, got "
-              f"{self.timesteps}")
+        check(self.timesteps is None or self.timesteps >= 2, "calibrate-spiking: timesteps "
+              f"must be ≥ 2, got {self.timesteps}")
         check(self.iterations >= 1, f"calibrate-spiking: iterations must be ≥ 1, got "
               f"{self.iterations}")
         check(self.images >= 1, f"calibrate-spiking: images must be ≥ 1, got {self.images}")
@@ -141,11 +141,10 @@ class CalibrateSpiking(Pass):
         started = time.perf_counter()
         images = check_calibration(ctx.calibration, graph.inputs[0].type, self.name)
         images = images[:self.images]
-        steps = max(self.timesteps, readout_delay(graph) + 1)
-        arrival = readout_delays(graph)
+        delay = readout_delay(graph)
+        steps = max(self.timesteps or 2 * delay + 32, delay + 1)
         pops = [op for op in graph.ops if isinstance(op, Neurons)]
-        # a population's first input spike arrives a step after its sources' own arrival
-        start = {op.result.name: min(arrival[id(op.result)], steps - 1) for op in pops}
+        start = {op.result.name: delay for op in pops}  # the readouts' window
         targets = target_rates(graph, images, self.batch_size)
         readouts = list(graph.ops_of(Readout)) if self.readout else []
         readout_bias = {op.result.name: _bias(graph, op) for op in readouts}
