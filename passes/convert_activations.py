@@ -15,7 +15,7 @@ becomes `neuron.readout`: a non-spiking population whose mean input current over
 is the ANN's logit; the `act.*` op stays after it and runs on the host. Its `delay` is the
 number of spiking hops on the longest path from the input (each hop costs one step, as on
 Loihi) plus the lag of the synaptic filters on it (τ_s / dt each); the host leaves those
-steps out of the mean.
+steps out of the mean (and `readout-settle` more, to leave out the layers' transient).
 
 The image enters as spikes by default (`input=spikes`): a `neuron.input` population on the
 host integrates each pixel value and spikes, as nengo-loihi feeds the first on-chip
@@ -166,6 +166,7 @@ class ConvertActivations(Pass):
     v_initial: float = 0.0
     tau_s: float | None = None
     v_min: float = 0.0
+    readout_settle: int = 0
 
     def __post_init__(self) -> None:
         check(self.threshold > 0, f"convert-activations: threshold must be > 0, got "
@@ -179,6 +180,8 @@ class ConvertActivations(Pass):
               f"seconds, got {self.tau_s}")
         check(self.v_min <= 0, "convert-activations: v-min is a fraction of the threshold "
               f"≤ 0, got {self.v_min}")
+        check(self.readout_settle >= 0, "convert-activations: readout-settle must be ≥ 0 "
+              f"steps, got {self.readout_settle}")
 
     @property
     def synapse(self) -> float:
@@ -250,7 +253,7 @@ class ConvertActivations(Pass):
         self._check_spiking(graph)
         hops = readout_delays(graph)
         for op in graph.ops_of(Readout):
-            op.replace_attrs(delay=max(hops[id(v)] for v in op.inputs))
+            op.replace_attrs(delay=max(hops[id(v)] for v in op.inputs) + self.readout_settle)
         ctx.record(self.name, populations=populations, readouts=readouts, neuron=self.neuron,
                    reset=self.reset, input=self.input,
                    readout_delays={op.result.name: op.attrs.delay

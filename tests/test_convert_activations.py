@@ -95,6 +95,9 @@ def test_membrane_floor_replaces_the_filter_and_its_lag():
     convert(graph, "fuse-linear,convert-activations{reset=zero tau-s=0 v-min=-2 threshold=0.5}")
     assert {(op.attrs.tau_s, op.attrs.v_min) for op in graph.ops_of(IF)} == {(0.0, -1.0)}
     assert next(graph.ops_of(Readout)).attrs.delay == 6  # hops only
+    later = analog_unet()
+    convert(later, "fuse-linear,convert-activations{reset=zero tau-s=0 readout-settle=4}")
+    assert next(later.ops_of(Readout)).attrs.delay == 6 + 4
     text = print_graph(graph)
     again = parse_graph(text, "t.snnir", weights_loader=lambda f, s: graph.weights)
     assert "v_min = -1.0" in text and print_graph(again) == text
@@ -117,6 +120,7 @@ def test_options_set_the_neurons():
     ("tau-s=-0.001", "convert-activations: tau-s must be ≥ 0 seconds, got -0.001"),
     ("tau=0", "convert-activations: tau must be > 0 seconds, got 0"),
     ("v-min=0.5", "convert-activations: v-min is a fraction of the threshold ≤ 0, got 0.5"),
+    ("readout-settle=-1", "convert-activations: readout-settle must be ≥ 0 steps, got -1"),
 ])
 def test_bad_options(option, message):
     with pytest.raises(SnnccError) as err:

@@ -38,6 +38,7 @@ CONFIGS = {
     "filter-2ms+floor": CONVERT.format(" tau-s=0.002 v-min=-1"),
     "default+floor": CONVERT.format(" v-min=-1"),
     "default+calibrate": CONVERT.format("") + CALIBRATE,
+    "default+calibrate8": CONVERT.format("") + CALIBRATE + "{images=8}",
     "filter-1ms+calibrate": CONVERT.format(" tau-s=0.001") + CALIBRATE,
     "floor+calibrate": CONVERT.format(" tau-s=0 v-min=-1") + CALIBRATE,
 }
