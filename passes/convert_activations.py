@@ -15,7 +15,7 @@ becomes `neuron.readout`: a non-spiking population whose mean input current over
 is the ANN's logit; the `act.*` op stays after it and runs on the host. Its `delay` is the
 number of spiking hops on the longest path from the input (each hop costs one step, as on
 Loihi) plus the lag of the synaptic filters on it (τ_s / dt each); the host leaves those
-steps out of the mean.
+steps out of the mean (and `readout-settle` more, to leave out the layers' transient).
 
 The image enters as spikes by default (`input=spikes`): a `neuron.input` population on the
 host integrates each pixel value and spikes, as nengo-loihi feeds the first on-chip
@@ -29,6 +29,8 @@ every population (seconds; default 0 with `reset=subtract` and 3 ms with `reset=
 a neuron that resets to zero and whose membrane cannot go below zero (Loihi) needs its
 excitatory and inhibitory input spikes merged into one current first, or it fires on
 every excitatory burst and throws away the overshoot of each large input spike.
+`v-min` (a fraction of the threshold, ≤ 0) lowers that floor instead (Loihi's `vmin`):
+the membrane keeps inhibition itself, so no filter (and none of its lag) is needed.
 """
 
 from __future__ import annotations
@@ -163,6 +165,8 @@ class ConvertActivations(Pass):
     input: Literal["spikes", "current"] = "spikes"
     v_initial: float = 0.0
     tau_s: float | None = None
+    v_min: float = 0.0
+    readout_settle: int = 0
 
     def __post_init__(self) -> None:
         check(self.threshold > 0, f"convert-activations: threshold must be > 0, got "
@@ -174,6 +178,10 @@ class ConvertActivations(Pass):
               f"threshold in [0, 1), got {self.v_initial}")
         check(self.tau_s is None or self.tau_s >= 0, "convert-activations: tau-s must be ≥ 0 "
               f"seconds, got {self.tau_s}")
+        check(self.v_min <= 0, "convert-activations: v-min is a fraction of the threshold "
+              f"≤ 0, got {self.v_min}")
+        check(self.readout_settle >= 0, "convert-activations: readout-settle must be ≥ 0 "
+              f"steps, got {self.readout_settle}")
 
     @property
     def synapse(self) -> float:
@@ -187,7 +195,8 @@ class ConvertActivations(Pass):
         inputs, bias = _projections(graph, relu.inputs[0], relu, wanted)
         bref = None if bias is None else graph.weights.add(f"{relu.result.name}.bias", bias)
         common = dict(v_threshold=self.threshold, reset=self.reset, refractory=self.refractory,
-                      bias=bref, v_initial=self.v_initial * self.threshold, tau_s=self.synapse)
+                      bias=bref, v_initial=self.v_initial * self.threshold, tau_s=self.synapse,
+                      v_min=self.v_min * self.threshold)
         if self.neuron == "lif":
             return graph.add(LIF, inputs, LIF.Attrs(tau=self.tau, **common),
                              name=relu.result.name, loc=relu.loc, before=relu)
@@ -244,7 +253,7 @@ class ConvertActivations(Pass):
         self._check_spiking(graph)
         hops = readout_delays(graph)
         for op in graph.ops_of(Readout):
-            op.replace_attrs(delay=max(hops[id(v)] for v in op.inputs))
+            op.replace_attrs(delay=max(hops[id(v)] for v in op.inputs) + self.readout_settle)
         ctx.record(self.name, populations=populations, readouts=readouts, neuron=self.neuron,
                    reset=self.reset, input=self.input,
                    readout_delays={op.result.name: op.attrs.delay

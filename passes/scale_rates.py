@@ -237,6 +237,8 @@ class ScaleRates(Pass):
             if isinstance(op, SpikeSource):
                 a = acts[op.result.name]
                 op.replace_attrs(mean_rate=expected_rate(a.mean, units[op.result.name]))
+                if op.result.name in gains:
+                    op.replace_attrs(rate_gain=gains[op.result.name])
                 layers[op.result.name] = {
                     "onnx_node": _node(op), "percentile_activation": a.percentile,
                     "mean_activation": a.mean, "scale": units[op.result.name] * rho,

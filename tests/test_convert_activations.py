@@ -11,7 +11,7 @@ import pytest
 from spiking_models import analog_unet, convert, images
 
 from snncc.diagnostics import SnnccError
-from snncc.ir import print_graph
+from snncc.ir import parse_graph, print_graph
 from snncc.ir.interp.analog import run_analog
 from snncc.ir.ops import IF, LIF, Concat, Conv2d, ConvTranspose2d, Readout, Relu, SpikeInput
 from snncc.pipeline import parse_pipeline
@@ -90,6 +90,19 @@ def test_filters_default_by_reset_and_delay_the_readout():
     assert next(explicit.ops_of(Readout)).attrs.delay == 6
 
 
+def test_membrane_floor_replaces_the_filter_and_its_lag():
+    graph = analog_unet()
+    convert(graph, "fuse-linear,convert-activations{reset=zero tau-s=0 v-min=-2 threshold=0.5}")
+    assert {(op.attrs.tau_s, op.attrs.v_min) for op in graph.ops_of(IF)} == {(0.0, -1.0)}
+    assert next(graph.ops_of(Readout)).attrs.delay == 6  # hops only
+    later = analog_unet()
+    convert(later, "fuse-linear,convert-activations{reset=zero tau-s=0 readout-settle=4}")
+    assert next(later.ops_of(Readout)).attrs.delay == 6 + 4
+    text = print_graph(graph)
+    again = parse_graph(text, "t.snnir", weights_loader=lambda f, s: graph.weights)
+    assert "v_min = -1.0" in text and print_graph(again) == text
+
+
 def test_options_set_the_neurons():
     graph = analog_unet()
     convert(graph, "fuse-linear,convert-activations{neuron=lif tau=0.05 threshold=2 "
@@ -106,6 +119,8 @@ def test_options_set_the_neurons():
     ("v-initial=1", "v-initial is a fraction of the threshold in [0, 1), got 1"),
     ("tau-s=-0.001", "convert-activations: tau-s must be ≥ 0 seconds, got -0.001"),
     ("tau=0", "convert-activations: tau must be > 0 seconds, got 0"),
+    ("v-min=0.5", "convert-activations: v-min is a fraction of the threshold ≤ 0, got 0.5"),
+    ("readout-settle=-1", "convert-activations: readout-settle must be ≥ 0 steps, got -1"),
 ])
 def test_bad_options(option, message):
     with pytest.raises(SnnccError) as err:

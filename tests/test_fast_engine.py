@@ -47,6 +47,7 @@ CONVERSIONS = [
     "neuron=lif reset=zero refractory=2",
     "neuron=lif reset=subtract tau-s=0.002 v-initial=0.3",
     "neuron=if input=current",  # the first synapse op reads the image: computed once
+    "neuron=if reset=zero tau-s=0 v-min=-1",  # Loihi's negative membrane floor (vmin)
 ]
 
 

@@ -73,6 +73,23 @@ def test_filtered_populations_agree_with_numpy_loihi_mode():
             layer["spikes_per_image"], rel=0.03), name
 
 
+def test_membrane_floor_agrees_with_numpy_loihi_mode():
+    """A negative membrane floor (v_min, Loihi's vmin; no synaptic filter) runs as
+    nengo-loihi's vmin on the chip and as the same discretized floor in numpy."""
+    from snncc.targets.numpy import NumpyTarget
+
+    g, _ = tiled(spiking_unet(16), 0.3)
+    for op in g.ops_of(IF):
+        op.replace_attrs(v_min=-2.0 * op.attrs.v_threshold)
+    x = np.random.default_rng(5).random((1, 1, 16, 16)).astype(np.float32)
+    emu = LoihiTarget().run(g, [x], "emulator", timesteps=30)
+    ref = NumpyTarget().run(g, [x], "loihi", timesteps=30)
+    assert ((emu.outputs[0] > 0.5) == (ref.outputs[0] > 0.5)).mean() >= 0.99
+    for name, layer in ref.stats["layers"].items():
+        assert emu.stats["spikes_per_layer"][name] == pytest.approx(
+            layer["spikes_per_image"], rel=0.03), name
+
+
 def test_single_layer_rates_match_the_ir():
     """neuron.input (reset to zero): v += x each step, spike at v ≥ 1, back to 0. The chip
     layer: v += 0.5 · (input spike of the previous step) + 0.25, spike above 1 (Loihi)."""

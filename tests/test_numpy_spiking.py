@@ -14,7 +14,7 @@ from spiking_models import IDEAL, LOIHI, analog_unet, convert, images
 
 from snncc.cli.main import main
 from snncc.diagnostics import SnnccError
-from snncc.hw.loihi.formats import current_decay, decay_magnitude
+from snncc.hw.loihi.formats import current_decay, decay_magnitude, membrane_floor
 from snncc.ir import Graph, TensorType, save_ir
 from snncc.ir.interp.analog import run_analog
 from snncc.ir.ops import IF, Conv2d, Readout, SpikeInput
@@ -117,6 +117,31 @@ def test_loihi_neuron_resets_to_zero_and_clips_at_zero():
     assert neurons.v[1] == 0  # never below zero
     neurons = LoihiNeurons(np.zeros(1, np.int64), vth=100, bias=0, keep_v=4096)
     assert not neurons.step(np.array([100]))[0]  # spikes only above the threshold
+
+
+def test_loihi_membrane_floor_keeps_inhibition_as_nengo_loihi_discretizes_it():
+    neurons = LoihiNeurons(np.zeros(2, np.int64), vth=100, bias=np.array([0, 0]), keep_v=4096,
+                           vmin=membrane_floor(-200.0))
+    assert neurons.vmin == -255  # −(2^k − 1), k = round(log2(201))
+    neurons.step(np.array([-150, -500]))
+    assert list(neurons.v) == [-150, -255]
+    assert not neurons.step(np.array([200, 0]))[0]  # −150 + 200 = 50: the inhibition stays
+    assert membrane_floor(0.0) == 0 and membrane_floor(-1e12) == -(2**23) + 1
+
+
+def test_counts_from_a_step_are_the_spikes_after_it():
+    graph = analog_unet()
+    convert(graph, LOIHI, calibration=images(8, seed=5))
+    names = [op.result.name for op in graph.ops if isinstance(op, IF)]
+    whole = run_spiking(graph, [images(3)], "loihi", timesteps=40,
+                        count_from={n: 0 for n in names})
+    late = run_spiking(graph, [images(3)], "loihi", timesteps=40,
+                       count_from={names[0]: 30}, batch_size=2)
+    for n in names:
+        assert whole.stats["counts"][n].sum() == whole.stats["layers"][n]["spikes"]
+    first = next(op for op in graph.ops if isinstance(op, IF))
+    assert late.stats["counts"][names[0]].shape == (3, *first.result.type.shape[1:])
+    assert 0 < late.stats["counts"][names[0]].sum() < whole.stats["counts"][names[0]].sum()
 
 
 def test_loihi_mode_quantizes_an_unquantized_graph_on_the_fly():

@@ -15,7 +15,8 @@ by unfiltered (synapse=None) connections):
                 q wraps at 21 bits + sign; current ← decay(current, decay_u) + q (decay_u
                 = 4094 without a filter: the current keeps under 1/4096 of itself);
                 u ← current + bias (23 bits + sign); v ← decay(v, decay_v) + u;
-                v clipped to [0, 2^23 − 1]; v ← 0 while refractory; spike where v > vth;
+                v clipped to [vmin, 2^23 − 1] (vmin = 0 unless the population has a
+                `v_min`); v ← 0 while refractory; spike where v > vth;
                 v ← 0 on a spike (reset to zero, whatever the graph asks).
 decay(x, δ) = sign(x)·⌊|x|·(4096 − δ)/4096⌋ (with δ + 1 for the current).
 """
@@ -98,6 +99,7 @@ class LoihiNeurons:
     current: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     ref_count: np.ndarray | None = None
     overflows: int = 0
+    vmin: int = 0  # the membrane floor (≤ 0)
 
     def __post_init__(self) -> None:
         self.current = np.zeros_like(self.v)
@@ -116,7 +118,7 @@ class LoihiNeurons:
     def step(self, q: np.ndarray | int) -> np.ndarray:
         u = self.input(q)
         v = (self.v if self.keep_v == 2**DECAY_BITS else _decay_int(self.v, self.keep_v)) + u
-        np.clip(v, 0, V_MAX, out=v)
+        np.clip(v, self.vmin, V_MAX, out=v)
         if self.refractory:
             assert self.ref_count is not None
             v[self.ref_count > 0] = 0

@@ -110,7 +110,7 @@ def _node(graph: Graph, op: Op, images: int, mode: str, plan: _Plan) -> _Node:
     ref = np.zeros((images, n) if neurons.refractory else (1, 0), np.int32)
     if isinstance(neurons, LoihiNeurons):
         params = (_per_image(neurons.bias, shape, np.int64), neurons.vth, neurons.keep_v,
-                  2**12 - 1 - neurons.decay_u, neurons.refractory)
+                  2**12 - 1 - neurons.decay_u, neurons.refractory, neurons.vmin)
         blocks = images * -(-n // nf.BLOCK)
         return _Node(op, images, n, "loihi", params,
                      {"v": v.astype(np.int64), "current": zeros, "ref": ref,

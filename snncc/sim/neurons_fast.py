@@ -109,7 +109,7 @@ def _loihi_input(q: float, c: int, bias: int, keep_u: int) -> tuple[int, int, in
 
 
 @nb.njit(cache=True, inline="always")
-def _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u, refractory, leaky):
+def _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u, refractory, vmin, leaky):
     """One step of one block of compartments (`loihi_scan`); returns the wrap count. The
     wraps are written out (no tuple-returning helpers) and `refractory`/`leaky` arrive as
     constants from the call sites, so the loop compiles branch-free per case."""
@@ -127,7 +127,7 @@ def _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u, refractory, 
         u = (s & ((2 << U_BITS) - 1)) - (1 << U_BITS)
         over += (s >> (U_BITS + 1)) != 0
         vn = _decay(vb[n], keep_v) if leaky else vb[n]
-        vn = min(max(vn + u, 0), V_MAX)
+        vn = min(max(vn + u, vmin), V_MAX)
         if refractory:
             vn = 0 if rb[n] > 0 else vn
         fired = vn > vth
@@ -141,10 +141,10 @@ def _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u, refractory, 
 
 @nb.njit(cache=True, parallel=True)
 def loihi_scan(q, spikes, v, current, ref, counts, bias, vth, keep_v, keep_u, refractory,
-               overflows):
+               vmin, overflows):
     """nengo-loihi's integer IF/LIF compartments; v, current: int64 (images, n); bias: (n,)
-    int64; `ref` may be (1, 0) when unused; `overflows` (one slot per block) receives the
-    wrap-around counts."""
+    int64; `ref` may be (1, 0) when unused; `vmin` is the membrane floor (≤ 0);
+    `overflows` (one slot per block) receives the wrap-around counts."""
     steps, images, per_image = spikes.shape
     blocks_per_image = (per_image + BLOCK - 1) // BLOCK
     leaky = keep_v != 1 << DECAY_BITS
@@ -157,14 +157,15 @@ def loihi_scan(q, spikes, v, current, ref, counts, bias, vth, keep_v, keep_u, re
             qb, out = q[t, i, lo:hi], spikes[t, i, lo:hi]
             if refractory and leaky:
                 over += _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u,
-                                     refractory, True)
+                                     refractory, vmin, True)
             elif refractory:
                 over += _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u,
-                                     refractory, False)
+                                     refractory, vmin, False)
             elif leaky:
-                over += _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u, 0, True)
+                over += _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u, 0, vmin,
+                                     True)
             else:
-                over += _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u, 0,
+                over += _loihi_steps(qb, out, vb, cb, nb_, bb, rb, vth, keep_v, keep_u, 0, vmin,
                                      False)
         overflows[b] += over
 

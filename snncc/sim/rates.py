@@ -1,7 +1,9 @@
 """The rate model of a spiking graph, as an analog graph the analog interpreter runs.
 
-Every population becomes sum → + bias → ReLU (→ × amplitude / threshold: its spike rate
-per step times the spike's amplitude, what its synapses pass on on average); the input
+Every population becomes sum → + bias → ReLU (→ × amplitude / (threshold · rate_gain): its
+spike rate per step times the spike's amplitude, what its synapses pass on on average; the
+`rate_gain` that scale-rates added to make up for the reset-to-zero loss is taken out, as
+the neurons lose it); the input
 population becomes x × amplitude / threshold; a readout becomes sum + bias. With
 `ann=True` the amplitude / threshold factors are left out: before scale-rates the result is
 exactly the ANN the graph was converted from, so its ReLU outputs are the ANN activations
@@ -65,7 +67,8 @@ def rate_model(graph: Graph, ann: bool = False) -> RateModel:
             else:
                 act = g.add(Relu, [total], name=name, loc=op.loc)
                 acts[name] = act
-                out = _scaled(g, act, 1.0 if ann else a.amplitude / a.v_threshold, name)
+                unit = a.v_threshold * getattr(a, "rate_gain", 1.0)
+                out = _scaled(g, act, 1.0 if ann else a.amplitude / unit, name)
         else:
             out = g.add(type(op), ins, a, name=name, loc=op.loc)
         env[id(op.result)] = out

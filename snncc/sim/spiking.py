@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import copy
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from snncc.diagnostics import SnnccError, UsageError
-from snncc.hw.loihi.formats import current_decay
+from snncc.hw.loihi.formats import current_decay, membrane_floor
 from snncc.hw.loihi.quantize import quantize_graph
 from snncc.ir.dispatch import OpTable
 from snncc.ir.graph import Graph
@@ -149,7 +149,7 @@ def _neurons(graph: Graph, op: Op, shape: tuple[int, ...], mode: str, plan: _Pla
         bias = np.rint(np.asarray(_bias(graph, op, s))).astype(np.int64)
         return LoihiNeurons(np.full(shape, round(a.v_initial * s), np.int64),
                             round(a.v_threshold * s), bias, keep_v, a.refractory,
-                            current_decay(dt, a.tau_s)[0])
+                            current_decay(dt, a.tau_s)[0], vmin=membrane_floor(a.v_min * s))
     return FloatNeurons(np.full(shape, a.v_initial, np.float32), a.v_threshold,
                         a.reset == "zero", keep, a.refractory, _bias(graph, op),
                         np.zeros(shape, np.int32) if a.refractory else None,
@@ -162,6 +162,8 @@ class _Stats:
     overflows: int = 0
     frame_spikes: dict[int, dict[str, int]] = field(default_factory=dict)
     paths: dict[str, int] = field(default_factory=dict)  # fast engine: synapse runs per path
+    count_from: Mapping[str, int] = field(default_factory=dict)  # population → first step
+    counts: dict[str, list[np.ndarray]] = field(default_factory=dict)  # per chunk
 
 
 def _host(graph: Graph, ops: list[Op], env: dict[int, np.ndarray]) -> None:
@@ -215,6 +217,9 @@ def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int,
             prev[id(op.result)] = ANALOG_KERNELS[op].run(op, [prev[id(op.inputs[0])]],
                                                                graph.weights)
     delays = {id(op.result): op.attrs.delay for op in plan.loop if isinstance(op, Readout)}
+    counted = {id(op.result): (op.result.name, stats.count_from[op.result.name])
+               for op in plan.loop if op.result.name in stats.count_from}
+    window = {key: np.zeros(sums[key].shape, np.float32) for key in counted}
     for t in range(steps):
         cur: dict[int, np.ndarray] = {}
         currents: dict[int, np.ndarray | float] = {}
@@ -245,6 +250,9 @@ def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int,
                 else:
                     cur[key] = neurons.step(q)
                     sums[key] += cur[key]
+        for key, (_, start) in counted.items():
+            if t >= start:
+                window[key] += cur[key]
         prev = cur
         tick(1)
         if t + 1 in frames:
@@ -258,6 +266,8 @@ def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int,
                     name = op.result.name
                     counts[name] = counts.get(name, 0) + int(sums[id(op.result)].sum())
     env.update(_decode(plan, sums, delays, steps))
+    for key, (name, _) in counted.items():
+        stats.counts.setdefault(name, []).append(window[key])
     for op in plan.loop:
         key = id(op.result)
         if isinstance(op, SpikeSource):
@@ -316,7 +326,8 @@ def _advance(bar: Any, images: int, steps: int) -> None:
 def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
                 timesteps: int | None = None, batch_size: int = 16,
                 progress: bool = False, frames: Sequence[int] = (),
-                engine: str = "fast") -> RunResult:
+                engine: str = "fast",
+                count_from: Mapping[str, int] | None = None) -> RunResult:
     """Simulate `graph` on N images for `timesteps` steps (default: the graph's own).
 
     `engine`: "fast" (`snncc.sim.engine`, time-batched, the default) or "reference" (this
@@ -324,7 +335,8 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
 
     `frames` lists timesteps at which to decode the outputs too (`RunResult.frames`, with
     the spike counts up to then in `RunResult.frame_stats`); each must lie past the readout
-    delay and within the run.
+    delay and within the run. `count_from` (population name → step) asks for every
+    neuron's spike count from that step to the end, in `stats["counts"][name]` (N×shape).
     """
     if mode not in MODES:
         raise UsageError(f"spiking mode '{mode}' is unknown (modes: {', '.join(MODES)})")
@@ -351,13 +363,15 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
         graph = copy.deepcopy(graph)
         quantize_graph(graph, bits=8)
     plan = _plan(graph, mode)
+    if count_from and engine == "fast":
+        engine = "reference"  # per-neuron counts are kept by the reference engine only
     simulate = _simulate
     if engine == "fast":
         from snncc.sim import engine as fast
 
         simulate = fast.simulate
         batch_size = min(batch_size, fast.images_per_pass(plan))
-    stats = _Stats()
+    stats = _Stats(count_from=dict(count_from or {}))
     outputs: list[list[np.ndarray]] = [[] for _ in graph.outputs]
     per_chunk: dict[int, list[list[np.ndarray]]] = {t: [] for t in frames}
     from tqdm import tqdm
@@ -382,6 +396,8 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
                                        "engine": engine}
     if stats.paths:
         result_stats["synapse_paths"] = stats.paths
+    if stats.counts:
+        result_stats["counts"] = {name: np.concatenate(c) for name, c in stats.counts.items()}
     if mode == "loihi":
         result_stats["overflows"] = stats.overflows
         result_stats["quantized_on_the_fly"] = on_the_fly

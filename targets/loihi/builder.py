@@ -6,8 +6,9 @@ carries `amplitude` into its synapses):
 - population → `nengo.Ensemble` driven through `ens.neurons`, gain 1/θ for every neuron
   (a convolution needs one gain for all neurons it targets), bias (b + constant host
   currents) / (θ·dt): nengo-loihi then integrates exactly (I + b)/θ per step against a
-  threshold of 1. IF → `LoihiSpikingRectifiedLinear`, LIF → `LoihiLIF`; the presynaptic
-  neuron type carries `amplitude`.
+  threshold of 1. IF → `LoihiSpikingRectifiedLinear` (with a membrane floor `v_min` < 0:
+  its subclass `FlooredIF`, whose builder sets the compartments' `vmin`), LIF → `LoihiLIF`
+  (`min_voltage`); the presynaptic neuron type carries `amplitude`.
 - synapse ops → `nengo.Convolution` / `ConvolutionTranspose` (`channels_last=False`) or a
   dense transform, neurons to neurons with no synaptic filter. No Node sits between the
   host and a convolution: the image current of an input layer is its bias, and the input
@@ -27,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from snncc.diagnostics import SnnccError
+from snncc.hw.loihi.formats import V_MAX
 from snncc.hw.loihi.geometry import Layer, Lowered, Projection, projection
 from snncc.hw.loihi.limits import DECAY_SCALE_TH, REFRACT_DELAY_MAX
 from snncc.ir.dispatch import OpTable
@@ -118,16 +120,51 @@ def _input_type(op: Op, dt: float) -> Any:
     return kind(amplitude=a.amplitude, initial_state={"voltage": start})
 
 
+def min_voltage(op: Op) -> float:
+    """The membrane floor `v_min` in units of the threshold, within Loihi's −(2^23 − 1)
+    integer units where the population's scale is known (as the numpy `loihi` mode)."""
+    a = op.attrs
+    floor = a.v_min if a.v_scale is None else max(a.v_min, -V_MAX / a.v_scale)
+    return floor / a.v_threshold
+
+
+@cache
+def floored_if_type() -> type:
+    """Loihi's IF neuron whose membrane may go below zero, down to `min_voltage` (in
+    nengo-loihi's IF voltage units, where the threshold is 1/dt)."""
+    _, nengo_loihi = import_nengo()
+    from nengo.params import NumberParam
+    from nengo_loihi.builder import Builder
+    from nengo_loihi.builder.ensemble import build_relu
+
+    class FlooredIF(nengo_loihi.neurons.LoihiSpikingRectifiedLinear):
+        min_voltage = NumberParam("min_voltage", high=0)
+
+        def __init__(self, min_voltage: float = 0.0, amplitude: float = 1.0) -> None:
+            super().__init__(amplitude=amplitude)
+            self.min_voltage = min_voltage
+
+    @Builder.register(FlooredIF)
+    def _build(model: Any, neuron_type: Any, neurons: Any, block: Any) -> None:
+        build_relu(model, neuron_type, neurons, block)
+        block.compartment.vmin = neuron_type.min_voltage
+
+    return FlooredIF
+
+
 @NEURON_TYPES.register(LIF)
 def _lif_type(op: Op, dt: float) -> Any:
     _, nengo_loihi = import_nengo()
     return nengo_loihi.neurons.LoihiLIF(tau_rc=op.attrs.tau, tau_ref=op.attrs.refractory * dt,
+                                        min_voltage=min_voltage(op),
                                         amplitude=op.attrs.amplitude)
 
 
 @NEURON_TYPES.register(IF)
 def _if_type(op: Op, dt: float) -> Any:
     _, nengo_loihi = import_nengo()
+    if op.attrs.v_min < 0:
+        return floored_if_type()(min_voltage=min_voltage(op) / dt, amplitude=op.attrs.amplitude)
     return nengo_loihi.neurons.LoihiSpikingRectifiedLinear(amplitude=op.attrs.amplitude)
 
 

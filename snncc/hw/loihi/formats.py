@@ -35,6 +35,7 @@ BIAS_MAX = BIAS_MAN_MAX * 2**BIAS_EXP_MAX
 Q_BITS = 21  # synaptic input accumulated in one step (plus sign)
 U_BITS = 23  # compartment current and u = current + bias (plus sign)
 V_MAX = 2**23 - 1  # nengo-loihi's vmax for IF/LIF compartments (vmin = 0)
+VMIN_EXP_MAX = 23  # the membrane floor vmin ≥ −2^23 + 1 (nengo-loihi block.py)
 MIN_WEIGHT_EXP = -6  # nengo-loihi keeps the real weight exponent 6 + exp ≥ 0
 DECAY_BITS = 12  # decays are fractions of 2^12
 W_MAX_SCALED = 255.0
@@ -72,6 +73,14 @@ def decay_magnitude(decay: int, x0: float = 2.0**21, offset: int = 1) -> float:
     principal = (1 - r ** (n + 1)) / (1 - r)
     loss = q / ((1 - r) * x0) * (n + 1 - (1 - r ** (n + 1)) / (1 - r))
     return principal - loss
+
+
+def membrane_floor(v_min_scaled: float) -> int:
+    """A compartment's `vmin` in integer units from the wanted floor (≤ 0, already times
+    v_scale), as nengo-loihi discretizes it (`builder/discretize.py`): −(2^k − 1), k the
+    rounded log2, at most 23 (Loihi's range [−2^23 + 1, 0], `block.py`)."""
+    k = min(max(round(math.log2(-v_min_scaled + 1)), 0), VMIN_EXP_MAX)
+    return -(2**k) + 1
 
 
 def current_decay(dt: float, tau_s: float) -> tuple[int, float]:
@@ -125,8 +134,10 @@ def quantize_threshold(v_threshold: float, fmt: BlockFormat) -> float:
     return min(man, VTH_MAN_MAX) * 2**VTH_EXP / fmt.v_scale
 
 
-def quantize_bias(bias: np.ndarray, fmt: BlockFormat) -> np.ndarray:
-    """Bias to mantissa · 2^exponent integers (per neuron), returned in float units."""
-    b = np.round(bias * fmt.v_scale)
+def quantize_bias(bias: np.ndarray, fmt: BlockFormat | float) -> np.ndarray:
+    """Bias to mantissa · 2^exponent integers (per neuron), returned in float units; `fmt`
+    the block's format or its `v_scale`. Clipped to ±BIAS_MAX integer units."""
+    v_scale = fmt.v_scale if isinstance(fmt, BlockFormat) else fmt
+    b = np.clip(np.round(bias * v_scale), -BIAS_MAX, BIAS_MAX)
     exp = np.ceil(np.log2(np.maximum(np.abs(b) / BIAS_MAN_MAX, 1.0)))
-    return np.round(b / 2.0**exp) * 2.0**exp / fmt.v_scale
+    return np.round(b / 2.0**exp) * 2.0**exp / v_scale

@@ -17,7 +17,13 @@ time constant of the synaptic current filter: 0 (the default) adds each step's s
 input to the membrane as it arrives; τ_s > 0 low-passes it first, i ← i·e^(−dt/τ_s) +
 (1 − e^(−dt/τ_s))·q (Loihi's current decay; nengo's `Lowpass(τ_s)` synapse), so that
 excitatory and inhibitory spikes cancel before they reach a membrane that resets to zero
-and cannot go below zero. `mean_rate` (set by `scale-rates`) is the expected spikes per
+and cannot go below zero. `v_min` (≤ 0, voltage units like `v_threshold`) is that floor:
+Loihi clips the membrane to [v_min, 2^23 − 1] (a compartment's `vmin`, discretized to
+−(2^k − 1) integer units, k ≤ 23; nengo-loihi's default 0); below zero the membrane keeps
+inhibition without a filter. `ideal` mode has no floor at all. `rate_gain` (set by
+`scale-rates{compensate}`) is the factor by which the population's inputs were raised to
+make up for the rate a reset-to-zero neuron loses: its rate model's rate ÷ `rate_gain` is
+the rate the next layers expect. `mean_rate` (set by `scale-rates`) is the expected spikes per
 step of an average neuron, from the activation statistics; partition-chips and the energy
 estimate weight traffic by it.
 """
@@ -80,6 +86,8 @@ def _quant_checks(attrs: Any, n_inputs: int) -> None:
 
 def _filter_check(attrs: Any) -> None:
     require(attrs.tau_s >= 0, f"tau_s must be ≥ 0 seconds, got {attrs.tau_s}")
+    require(attrs.v_min <= 0, f"v_min must be ≤ 0, got {attrs.v_min}")
+    require(attrs.rate_gain > 0, f"rate_gain must be > 0, got {attrs.rate_gain}")
     require(attrs.mean_rate is None or 0 <= attrs.mean_rate <= 1,
             f"mean_rate must lie in [0, 1] spikes per step, got {attrs.mean_rate}")
 
@@ -99,6 +107,8 @@ class IFAttrs:
     weight_error: float | None = None
     tau_s: float = field(default=0.0, metadata=OMIT_DEFAULT)
     mean_rate: float | None = field(default=None, metadata=OMIT_DEFAULT)
+    v_min: float = field(default=0.0, metadata=OMIT_DEFAULT)
+    rate_gain: float = field(default=1.0, metadata=OMIT_DEFAULT)
 
 
 @register_op

@@ -1,0 +1,98 @@
+"""What shortens the Loihi conversion's latency: the loihi-mode gap per T for each measure.
+
+    python examples/benchmarks/bench_latency.py --model MODEL.onnx [--crops 4]
+        [--configs default,filter-1ms,...] [--steps 32,50,64,100,150] [--json OUT.jsonl]
+
+For each configuration (a conversion pipeline after `canonicalize,fold-batchnorm,
+fuse-linear`) it compiles the model with scale-rates (and calibrate-spiking) fed by 40
+seeded crops of the *training* slices 0–19, runs the numpy `loihi` mode on `--crops` seeded
+64×64 crops of each validation slice 20–24 and prints the gap ANN − SNN in pixel-accuracy
+points at every T (one run: the simulator decodes the output after each T), the readout
+delay, and how long compiling (calibrate-spiking included) took. "–" where T does not pass
+the readout delay. `--settle K,...` also scores, from the same run, readouts that start
+integrating K steps after their delay (a readout that leaves out the transient): the
+window mean of the readout's logit over [delay + K, T), from the decoded logits at every
+step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from bench_spiking import FRONT, accuracy, ann, compile_graph, crops
+
+from snncc.sim.spiking import readout_delay, run_spiking
+
+CONVERT = "convert-activations{{reset=zero{}}},scale-rates,quantize-weights"
+CALIBRATE = ",calibrate-spiking"
+CONFIGS = {
+    "default": CONVERT.format(""),  # 3 ms synaptic filter
+    "filter-2ms": CONVERT.format(" tau-s=0.002"),
+    "filter-1ms": CONVERT.format(" tau-s=0.001"),
+    "floor": CONVERT.format(" tau-s=0 v-min=-1"),
+    "filter-1ms+floor": CONVERT.format(" tau-s=0.001 v-min=-1"),
+    "filter-2ms+floor": CONVERT.format(" tau-s=0.002 v-min=-1"),
+    "default+floor": CONVERT.format(" v-min=-1"),
+    "default+calibrate": CONVERT.format("") + CALIBRATE,
+    "default+calibrate8": CONVERT.format("") + CALIBRATE + "{images=8}",
+    "filter-1ms+calibrate": CONVERT.format(" tau-s=0.001") + CALIBRATE,
+    "floor+calibrate": CONVERT.format(" tau-s=0 v-min=-1") + CALIBRATE,
+}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, required=True)
+    p.add_argument("--crops", type=int, default=4, help="crops per validation slice")
+    p.add_argument("--configs", default="default,filter-1ms,floor,default+calibrate")
+    p.add_argument("--steps", default="32,50,64,100,150")
+    p.add_argument("--json", type=Path, help="append one JSON line per configuration")
+    p.add_argument("--settle", default="", help="extra readout delays to score, e.g. 8,16")
+    args = p.parse_args()
+    steps = [int(s) for s in args.steps.split(",")]
+    val = crops((20, 21, 22, 23, 24), args.crops, seed=0)
+    calibration = crops(tuple(range(20)), 2, seed=1).images  # 40 training crops
+    ann_acc = accuracy(ann(args.model, val.images)[0], val.labels)
+    print(f"model {args.model}: ANN {ann_acc:.2f} % on {len(val.images)} validation crops")
+    print(f"{'configuration':22s} delay " + " ".join(f"T={t:<5d}" for t in steps)
+          + " compile s")
+    for name in args.configs.split(","):
+        start = time.perf_counter()
+        graph = compile_graph(args.model, FRONT + CONFIGS[name], None, calibration)
+        compile_s = time.perf_counter() - start
+        delay = readout_delay(graph)
+        settle = [int(k) for k in args.settle.split(",") if k]
+        frames = list(range(delay + 1, max(steps) + 1)) if settle else [
+            t for t in steps if t > delay]
+        result = run_spiking(graph, [val.images], "loihi", timesteps=max(steps), frames=frames,
+                             batch_size=20)
+        rows = {name: {t: ann_acc - accuracy(result.frames[t][0], val.labels)
+                       for t in steps if t in result.frames}}
+        if settle:  # running sums of the readout's logit, from its decoded means
+            prob = np.clip(np.stack([result.frames[t][0] for t in frames]), 1e-7, 1 - 1e-7)
+            total = np.log(prob / (1 - prob)) * np.arange(1, len(frames) + 1).reshape(
+                -1, 1, 1, 1, 1)
+            for k in settle:
+                rows[f"{name} settle {k}"] = {
+                    t: ann_acc - accuracy(1 / (1 + np.exp(-(total[t - delay - 1] - total[k - 1])
+                                                          / (t - delay - k))), val.labels)
+                    for t in steps if t > delay + k}
+        for row, gaps in rows.items():
+            print(f"{row:22s} {delay:5d} " + " ".join(
+                f"{gaps[t]:7.2f}" if t in gaps else f"{'–':>7s}" for t in steps)
+                + f" {compile_s:9.0f}", flush=True)
+            if args.json:
+                with args.json.open("a") as f:
+                    f.write(json.dumps({"model": str(args.model), "config": row,
+                                        "ann": ann_acc, "crops": len(val.images),
+                                        "delay": delay, "gaps": gaps,
+                                        "compile_s": compile_s}) + "\n")
+
+
+if __name__ == "__main__":
+    main()
