@@ -39,6 +39,7 @@ CONFIGS = {
     "default+floor": CONVERT.format(" v-min=-1"),
     "default+calibrate": CONVERT.format("") + CALIBRATE,
     "default+calibrate8": CONVERT.format("") + CALIBRATE + "{images=8}",
+    "default+calibrate8-200": CONVERT.format("") + CALIBRATE + "{images=8 timesteps=200}",
     "filter-1ms+calibrate": CONVERT.format(" tau-s=0.001") + CALIBRATE,
     "floor+calibrate": CONVERT.format(" tau-s=0 v-min=-1") + CALIBRATE,
 }
