@@ -21,8 +21,7 @@ in the reference. Values are stored channels last (see `snncc.sim.synapses`).
 Memory: chunk buffers (spikes of every spiking value, the largest population's input) are
 sized to `MEMORY_BUDGET`: the steps per chunk shrink, and the images per pass too when one
 step of a whole batch does not fit; the steps per chunk also keep the input buffer within
-`CHUNK_BYTES`. Longer chunks mean fewer parallel kernel calls per step, each a barrier of
-the thread pool, which on a loaded machine costs more than the buffer's cache misses.
+`CHUNK_BYTES`, so that it stays in the caches between the synapses and the neuron scan.
 """
 
 from __future__ import annotations
@@ -49,9 +48,7 @@ from snncc.sim.synapses import (
 )
 
 MEMORY_BUDGET = 1 << 30  # bytes of chunk buffers (spikes, inputs) per pass
-# A chunk's input buffer. Measured on the U-Net at batch 32 (load average ~5): 128 MiB
-# (32 steps) takes 15 % less CPU than 32 MiB, 8 MiB 50 % more.
-CHUNK_BYTES = 128 << 20
+CHUNK_BYTES = 32 << 20  # a chunk's input buffer: small enough to stay in the caches
 
 
 def _per_image(x: np.ndarray | float, shape: tuple[int, ...], dtype) -> np.ndarray:
