@@ -16,7 +16,7 @@ from snncc.ir import Graph, TensorType
 from snncc.ir.interp import kernels
 from snncc.ir.ops import IF, LIF, Conv2d, ConvTranspose2d, Dense, Flatten, Readout, SpikeInput
 from snncc.sim import synapses
-from snncc.sim.spiking import _plan, readout_delay, run_spiking
+from snncc.sim.spiking import plan_run, readout_delay, run_spiking
 from snncc.sim.synapses import SYNAPSES, to_channels_first, to_channels_last
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -192,7 +192,7 @@ def test_engine_bounds_its_chunks(monkeypatch):
     x = images(3)
     steps = readout_delay(graph) + 5
     want = run_spiking(graph, [x], "loihi", timesteps=steps)
-    plan = _plan(graph, "loihi")
+    plan = plan_run(graph, "loihi")
     monkeypatch.setattr(engine, "MEMORY_BUDGET", engine.step_bytes(plan))
     assert engine.images_per_pass(plan) == 1
     got = run_spiking(graph, [x], "loihi", timesteps=steps)

@@ -38,7 +38,7 @@ from snncc.ir.ops import Readout, SpikeInput
 from snncc.ir.ops.kinds import SpikeSource, View
 from snncc.sim import neurons_fast as nf
 from snncc.sim.dynamics import FloatNeurons, LoihiNeurons
-from snncc.sim.spiking import _bias, _host, _neurons, _Plan, _Stats
+from snncc.sim.spiking import RunPlan, RunStats, make_neurons, population_bias, run_host_ops
 from snncc.sim.synapses import (
     SYNAPSES,
     Synapse,
@@ -88,23 +88,23 @@ class _Node:
             nf.loihi_readout(q, first, s["sums"], s["current"], *self.params, self.overflows)
 
 
-def _node(graph: Graph, op: Op, images: int, mode: str, plan: _Plan) -> _Node:
-    """State and parameters as the reference builds them (`_neurons`), in kernel form."""
+def _node(graph: Graph, op: Op, images: int, mode: str, plan: RunPlan) -> _Node:
+    """State and parameters as the reference builds them (`make_neurons`), in kernel form."""
     shape = op.result.type.shape[1:]
     n = int(np.prod(shape))
     zeros = np.zeros((images, n), np.int64)
     if isinstance(op, Readout):
         if mode == "loihi" and id(op.result) in plan.scale:
             s = plan.scale[id(op.result)]
-            bias = np.rint(np.asarray(_bias(graph, op, s))).astype(np.int64)
+            bias = np.rint(np.asarray(population_bias(graph, op, s))).astype(np.int64)
             return _Node(op, images, n, "loihi_readout",
                          (_per_image(bias, shape, np.int64), s),
                          {"sums": np.zeros((images, n)), "current": zeros},
                          np.zeros(images, np.int64))
         return _Node(op, images, n, "float_readout",
-                     (_per_image(_bias(graph, op), shape, np.float64),),
+                     (_per_image(population_bias(graph, op), shape, np.float64),),
                      {"sums": np.zeros((images, n))})
-    neurons = _neurons(graph, op, (images, *shape), mode, plan)
+    neurons = make_neurons(graph, op, (images, *shape), mode, plan)
     v = _frames_last(neurons.v).reshape(images, n)
     counts = np.zeros((images, n), np.int32)
     ref = np.zeros((images, n) if neurons.refractory else (1, 0), np.int32)
@@ -132,7 +132,7 @@ class _Pass:
     """One pass over some images: buffers, nodes and the synapses' chosen paths."""
 
     graph: Graph
-    plan: _Plan
+    plan: RunPlan
     mode: str
     images: int
     chunk: int  # steps per chunk
@@ -144,11 +144,11 @@ class _Pass:
     q: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
-def _values(plan: _Plan) -> list[Op]:
+def _values(plan: RunPlan) -> list[Op]:
     return [op for op in plan.loop if isinstance(op, (SpikeSource, View, Readout))]
 
 
-def step_bytes(plan: _Plan) -> int:
+def step_bytes(plan: RunPlan) -> int:
     """Chunk-buffer bytes per image and step: every spiking value's spikes, plus the
     largest population's float32 input."""
     sizes = [int(np.prod(op.result.type.shape[1:])) for op in _values(plan)]
@@ -157,7 +157,7 @@ def step_bytes(plan: _Plan) -> int:
     return sum(spiking) + 4 * max(sizes)
 
 
-def _setup(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], mode: str, chunk: int
+def _setup(graph: Graph, plan: RunPlan, env: dict[int, np.ndarray], mode: str, chunk: int
            ) -> _Pass:
     images = env[id(graph.inputs[0])].shape[0]
     p = _Pass(graph, plan, mode, images, chunk)
@@ -244,14 +244,14 @@ def _boundaries(steps: int, chunk: int, frames: dict[int, list]) -> list[int]:
     return sorted({*range(chunk, steps, chunk), *frames, steps})
 
 
-def images_per_pass(plan: _Plan, budget: int | None = None) -> int:
+def images_per_pass(plan: RunPlan, budget: int | None = None) -> int:
     """How many images one pass may hold: one step of each must fit the budget (default
     `MEMORY_BUDGET`)."""
     return max(1, (MEMORY_BUDGET if budget is None else budget) // step_bytes(plan))
 
 
-def simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int, mode: str,
-             stats: _Stats, tick: Callable[[int], None],
+def simulate(graph: Graph, plan: RunPlan, env: dict[int, np.ndarray], steps: int, mode: str,
+             stats: RunStats, tick: Callable[[int], None],
              frames: dict[int, list[list[np.ndarray]]], budget: int | None = None) -> None:
     """The reference's `_simulate`, time-batched: run the images of `env` for `steps` steps
     (at most `images_per_pass`), add the decoded values to `env` and the outputs after t
@@ -269,7 +269,7 @@ def simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int, 
         done = end
         if end in frames:
             snapshot = {id(graph.inputs[0]): env[id(graph.inputs[0])], **_decode(p, end)}
-            _host(graph, plan.host, snapshot)
+            run_host_ops(graph, plan.host, snapshot)
             frames[end].append([snapshot[id(v)] for v in graph.outputs])
             counts = stats.frame_spikes.setdefault(end, {})
             for name, c in _spike_counts(p).items():

@@ -78,7 +78,7 @@ class _Synapse:
 
 
 @dataclass
-class _Plan:
+class RunPlan:
     """What the step loop does, op by op, and which ops the host runs afterwards."""
 
     loop: list[Op]
@@ -88,14 +88,14 @@ class _Plan:
     scale: dict[int, float] = field(default_factory=dict)  # loihi: v_scale per population
 
 
-def _bias(graph: Graph, op: Op, scale: float = 1.0) -> np.ndarray | float:
+def population_bias(graph: Graph, op: Op, scale: float = 1.0) -> np.ndarray | float:
     if op.attrs.bias is None:
         return 0.0
     b = graph.weights[op.attrs.bias].astype(np.float64) * scale
     return b.reshape(-1, *([1] * (op.result.type.rank - 2))) if b.ndim == 1 else b
 
 
-def _plan(graph: Graph, mode: str) -> _Plan:
+def plan_run(graph: Graph, mode: str) -> RunPlan:
     loop: list[Op] = []
     host: list[Op] = []
     spiking: set[int] = set()
@@ -133,10 +133,10 @@ def _plan(graph: Graph, mode: str) -> _Plan:
     if not any(isinstance(op, Population) for op in loop):
         raise SnnccError(f"graph @{graph.name} has no spiking populations; run "
                          "convert-activations (and scale-rates) before a spiking mode")
-    return _Plan(loop, host, synapses, spiking, scale)
+    return RunPlan(loop, host, synapses, spiking, scale)
 
 
-def _neurons(graph: Graph, op: Op, shape: tuple[int, ...], mode: str, plan: _Plan):
+def make_neurons(graph: Graph, op: Op, shape: tuple[int, ...], mode: str, plan: RunPlan):
     a = op.attrs
     if isinstance(op, SpikeInput):
         return FloatNeurons(np.full(shape, a.v_initial, np.float32), a.v_threshold,
@@ -146,18 +146,18 @@ def _neurons(graph: Graph, op: Op, shape: tuple[int, ...], mode: str, plan: _Pla
     if mode == "loihi":
         s = plan.scale[id(op.result)]
         keep_v = 4096 - round(lif_decay(dt, a.tau) * 4095) if isinstance(op, LIF) else 4096
-        bias = np.rint(np.asarray(_bias(graph, op, s))).astype(np.int64)
+        bias = np.rint(np.asarray(population_bias(graph, op, s))).astype(np.int64)
         return LoihiNeurons(np.full(shape, round(a.v_initial * s), np.int64),
                             round(a.v_threshold * s), bias, keep_v, a.refractory,
                             current_decay(dt, a.tau_s)[0], vmin=membrane_floor(a.v_min * s))
     return FloatNeurons(np.full(shape, a.v_initial, np.float32), a.v_threshold,
-                        a.reset == "zero", keep, a.refractory, _bias(graph, op),
+                        a.reset == "zero", keep, a.refractory, population_bias(graph, op),
                         np.zeros(shape, np.int32) if a.refractory else None,
                         lif_decay(dt, a.tau_s) if a.tau_s > 0 else 1.0)
 
 
 @dataclass
-class _Stats:
+class RunStats:
     spikes: dict[str, int] = field(default_factory=dict)
     overflows: int = 0
     frame_spikes: dict[int, dict[str, int]] = field(default_factory=dict)
@@ -166,7 +166,7 @@ class _Stats:
     counts: dict[str, list[np.ndarray]] = field(default_factory=dict)  # per chunk
 
 
-def _host(graph: Graph, ops: list[Op], env: dict[int, np.ndarray]) -> None:
+def run_host_ops(graph: Graph, ops: list[Op], env: dict[int, np.ndarray]) -> None:
     """Run host (analog) ops whose inputs are known, in order, into `env`."""
     for op in ops:
         if id(op.result) not in env and all(id(v) in env for v in op.inputs):
@@ -174,7 +174,7 @@ def _host(graph: Graph, ops: list[Op], env: dict[int, np.ndarray]) -> None:
                 op, [env[id(v)] for v in op.inputs], graph.weights)
 
 
-def _decode(plan: _Plan, sums: dict[int, np.ndarray], delays: dict[int, int],
+def _decode(plan: RunPlan, sums: dict[int, np.ndarray], delays: dict[int, int],
             done: int) -> dict[int, np.ndarray]:
     """Readouts' mean current and populations' mean rate × amplitude after `done` steps."""
     out = {}
@@ -187,8 +187,8 @@ def _decode(plan: _Plan, sums: dict[int, np.ndarray], delays: dict[int, int],
     return out
 
 
-def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int, mode: str,
-              stats: _Stats, tick: Callable[[int], None],
+def _simulate(graph: Graph, plan: RunPlan, env: dict[int, np.ndarray], steps: int, mode: str,
+              stats: RunStats, tick: Callable[[int], None],
               frames: dict[int, list[np.ndarray]]) -> None:
     """Run one chunk of images; add decoded values (readouts, populations) to `env`, and the
     graph outputs decoded after t steps to `frames[t]` for every t asked for."""
@@ -202,11 +202,15 @@ def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int,
         if isinstance(op, (SpikeSource, Population)):
             if isinstance(op, Readout):
                 integer = mode == "loihi" and id(op.result) in plan.scale
-                state[id(op.result)] = (LoihiNeurons(np.zeros(shape, np.int64), 0, np.rint(
-                    np.asarray(_bias(graph, op, plan.scale[id(op.result)]))).astype(np.int64),
-                    4096) if integer else _bias(graph, op))
+                if integer:
+                    bias = population_bias(graph, op, plan.scale[id(op.result)])
+                    state[id(op.result)] = LoihiNeurons(
+                        np.zeros(shape, np.int64), 0,
+                        np.rint(np.asarray(bias)).astype(np.int64), 4096)
+                else:
+                    state[id(op.result)] = population_bias(graph, op)
             else:
-                state[id(op.result)] = _neurons(graph, op, shape, mode, plan)
+                state[id(op.result)] = make_neurons(graph, op, shape, mode, plan)
             sums[id(op.result)] = np.zeros(shape, np.float64)
             if isinstance(op, SpikeSource):
                 prev[id(op.result)] = np.zeros(shape, bool)
@@ -258,7 +262,7 @@ def _simulate(graph: Graph, plan: _Plan, env: dict[int, np.ndarray], steps: int,
         if t + 1 in frames:
             snapshot = {id(graph.inputs[0]): env[id(graph.inputs[0])],
                         **_decode(plan, sums, delays, t + 1)}
-            _host(graph, plan.host, snapshot)
+            run_host_ops(graph, plan.host, snapshot)
             frames[t + 1].append([snapshot[id(v)] for v in graph.outputs])
             counts = stats.frame_spikes.setdefault(t + 1, {})
             for op in plan.loop:
@@ -289,7 +293,7 @@ def _check_inputs(graph: Graph, inputs: Sequence[np.ndarray]) -> np.ndarray:
     return x
 
 
-def _layer_stats(graph: Graph, stats: _Stats, images: int, steps: int) -> dict[str, object]:
+def _layer_stats(graph: Graph, stats: RunStats, images: int, steps: int) -> dict[str, object]:
     layers: dict[str, dict[str, object]] = {}
     total_spikes, total_neurons = 0, 0
     for op in graph.ops:
@@ -362,7 +366,7 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
     if on_the_fly:
         graph = copy.deepcopy(graph)
         quantize_graph(graph, bits=8)
-    plan = _plan(graph, mode)
+    plan = plan_run(graph, mode)
     if count_from and engine == "fast":
         engine = "reference"  # per-neuron counts are kept by the reference engine only
     simulate = _simulate
@@ -371,7 +375,7 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
 
         simulate = fast.simulate
         batch_size = min(batch_size, fast.images_per_pass(plan))
-    stats = _Stats(count_from=dict(count_from or {}))
+    stats = RunStats(count_from=dict(count_from or {}))
     outputs: list[list[np.ndarray]] = [[] for _ in graph.outputs]
     per_chunk: dict[int, list[list[np.ndarray]]] = {t: [] for t in frames}
     from tqdm import tqdm
@@ -384,10 +388,10 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
         for start in chunks:
             batch = x[start:start + batch_size]
             env = {id(graph.inputs[0]): batch}
-            _host(graph, plan.host, env)
+            run_host_ops(graph, plan.host, env)
             simulate(graph, plan, env, steps, mode, stats,
                      functools.partial(_advance, bar, len(batch)), per_chunk)
-            _host(graph, plan.host, env)
+            run_host_ops(graph, plan.host, env)
             for k, v in enumerate(graph.outputs):
                 outputs[k].append(env[id(v)])
     result_stats: dict[str, object] = {"mode": mode, "timesteps": steps, "dt": graph.attrs.dt,
@@ -403,7 +407,7 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
         result_stats["quantized_on_the_fly"] = on_the_fly
     decoded = {t: [np.concatenate(parts) for parts in zip(*chunks, strict=True)]
                for t, chunks in per_chunk.items()}
-    frame_stats = {t: _layer_stats(graph, _Stats(spikes=counts), len(x), t)
+    frame_stats = {t: _layer_stats(graph, RunStats(spikes=counts), len(x), t)
                    for t, counts in stats.frame_spikes.items()}
     return RunResult([np.concatenate(parts) for parts in outputs], result_stats, decoded,
                      frame_stats)
