@@ -214,3 +214,22 @@ def test_shipped_unet_loihi_mode_is_bit_exact():
     delay = readout_delay(graph)
     ref, fast = _both(graph, x, "loihi", delay + 6, frames=[delay + 2])
     _assert_identical(ref, fast)
+
+
+def test_counts_from_a_step_are_bit_exact():
+    """calibrate-spiking's per-neuron counts over a window: the same in both engines, for a
+    window from the start, one that opens mid-run (a chunk boundary), and one past the end."""
+    graph = analog_unet(seed=3)
+    convert(graph, "fuse-linear,convert-activations{reset=zero},scale-rates,quantize-weights",
+            calibration=images(8, seed=5))
+    names = [op.result.name for op in graph.ops if isinstance(op, IF)]
+    count_from = {names[0]: 0, names[1]: 25, names[2]: 99}
+    runs = [run_spiking(graph, [images(4)], "loihi", timesteps=40, batch_size=3,
+                        count_from=count_from, engine=engine)
+            for engine in ("reference", "fast")]
+    assert runs[1].stats["engine"] == "fast"
+    for name in count_from:
+        np.testing.assert_array_equal(runs[0].stats["counts"][name],
+                                      runs[1].stats["counts"][name])
+    assert runs[1].stats["counts"][names[1]].sum() > 0
+    assert not runs[1].stats["counts"][names[2]].any()

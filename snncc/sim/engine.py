@@ -26,7 +26,7 @@ step of a whole batch does not fit; the steps per chunk also keep the input buff
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -239,8 +239,9 @@ def _spike_counts(p: _Pass) -> dict[str, int]:
             if isinstance(n.op, SpikeSource)}
 
 
-def _boundaries(steps: int, chunk: int, frames: dict[int, list]) -> list[int]:
-    """Chunk ends: every `chunk` steps, every frame and the last step."""
+def _boundaries(steps: int, chunk: int, frames: Iterable[int]) -> list[int]:
+    """Chunk ends: every `chunk` steps, every frame (or count-window start) and the last
+    step."""
     return sorted({*range(chunk, steps, chunk), *frames, steps})
 
 
@@ -262,11 +263,18 @@ def simulate(graph: Graph, plan: RunPlan, env: dict[int, np.ndarray], steps: int
     chunk = max(1, min(steps, budget // (step_bytes(plan) * images),
                        CHUNK_BYTES // (4 * biggest * images)))
     p = _setup(graph, plan, env, mode, chunk)
+    counted = {key: (node, stats.count_from[node.op.result.name])
+               for key, node in p.nodes.items() if node.op.result.name in stats.count_from}
+    before = {key: np.zeros_like(node.state["counts"]) for key, (node, _) in counted.items()}
+    starts = {start for _, start in counted.values() if 0 < start < steps}
     done = 0
-    for end in _boundaries(steps, chunk, frames):
+    for end in _boundaries(steps, chunk, [*frames, *starts]):
         _run_chunk(p, env, done, end - done)
         tick(end - done)
         done = end
+        for key, (node, start) in counted.items():
+            if end == start:  # the count window opens after `start` steps
+                before[key] = node.state["counts"].copy()
         if end in frames:
             snapshot = {id(graph.inputs[0]): env[id(graph.inputs[0])], **_decode(p, end)}
             run_host_ops(graph, plan.host, snapshot)
@@ -274,6 +282,12 @@ def simulate(graph: Graph, plan: RunPlan, env: dict[int, np.ndarray], steps: int
             counts = stats.frame_spikes.setdefault(end, {})
             for name, c in _spike_counts(p).items():
                 counts[name] = counts.get(name, 0) + c
+    for key, (node, start) in counted.items():
+        window = (node.state["counts"] - before[key] if start < steps
+                  else np.zeros_like(before[key])).astype(np.float32)
+        shape = channels_last(node.op.result.type.shape[1:])
+        stats.counts.setdefault(node.op.result.name, []).append(np.ascontiguousarray(
+            to_channels_first(window.reshape(node.images, *shape))))
     for name, c in _spike_counts(p).items():
         stats.spikes[name] = stats.spikes.get(name, 0) + c
     stats.overflows += int(sum(n.overflows.sum() for n in p.nodes.values()))

@@ -367,8 +367,6 @@ def run_spiking(graph: Graph, inputs: Sequence[np.ndarray], mode: str = "ideal",
         graph = copy.deepcopy(graph)
         quantize_graph(graph, bits=8)
     plan = plan_run(graph, mode)
-    if count_from and engine == "fast":
-        engine = "reference"  # per-neuron counts are kept by the reference engine only
     simulate = _simulate
     if engine == "fast":
         from snncc.sim import engine as fast
