@@ -172,3 +172,16 @@ def test_without_the_libraries_the_own_starts_place_alone(monkeypatch):
     placed = partition(g, 30)
     assert max(placed.cores_used) <= 30 and placed.chips == math.ceil(3 * 64 / 30)
     assert not placed.strategy.startswith(("METIS", "KaHIP"))
+
+
+def test_library_weights_stay_positive_integers_for_subnormal_traffic():
+    """METIS crashed (a segfault) on the int64 minimum that a subnormal edge weight made."""
+    from snncc.passes.placement.engines import _int_weights
+
+    g = BlockGraph()
+    for i in range(3):
+        g.add_block(f"b{i}", 1, "layer", 0)
+    g.add_edge("b0", "b1", 5e-324)
+    g.add_edge("b1", "b2", 1e-320)
+    weights = _int_weights(Adjacency.from_graph(g))
+    assert weights.dtype == np.int64 and weights.min() >= 1

@@ -30,8 +30,10 @@ def missing() -> list[str]:
 def _int_weights(adj: Adjacency) -> np.ndarray:
     if len(adj.weights) == 0:
         return np.zeros(0, dtype=np.int64)
-    scale = EDGE_SCALE / adj.weights.max()
-    return np.maximum(1, np.round(adj.weights * scale)).astype(np.int64)
+    # divide before scaling: EDGE_SCALE / max overflows to inf for a subnormal max weight,
+    # and the NaN it makes became int64's minimum, which crashed METIS
+    relative = adj.weights / adj.weights.max()
+    return np.maximum(1, np.round(relative * EDGE_SCALE)).astype(np.int64)
 
 
 def imbalance(adj: Adjacency, k: int, capacity: int) -> float:
