@@ -59,6 +59,7 @@ def make_context(args: argparse.Namespace, graph: Graph,
                  model: Path | None = None) -> PassContext:
     """A PassContext from the command line: calibration images and the stats file.
 
+    A directly trained SNN's declaration (metadata 'snncc.spiking') goes into `trained`.
     With neither --calibration nor --stats, the statistics of the ONNX `model` come from
     its metadata (written by `snncc.training`'s export), else from NAME.stats.json beside it.
     """
@@ -71,6 +72,16 @@ def make_context(args: argparse.Namespace, graph: Graph,
         raise SnnccError(f"{args.stats}: stats file not found (--stats)")
     ctx = PassContext(calibration=calibration, stats_file=args.stats,
                       progress=not args.no_progress)
+    if model is not None:
+        from snncc.data.trained import METADATA_KEY as TRAINED_KEY
+        from snncc.data.trained import TrainedSpikingError, read_onnx_trained
+
+        try:
+            ctx.trained = read_onnx_trained(model)
+        except TrainedSpikingError as err:
+            raise SnnccError(f"{model}: metadata '{TRAINED_KEY}' is not a usable trained-SNN "
+                             f"declaration: {err}; re-export the model with "
+                             "snncc.training.spiking_export") from None
     if model is not None and calibration is None and args.stats is None:
         from snncc.data.stats import METADATA_KEY, RateStatsError, read_onnx_stats, sidecar_path
 

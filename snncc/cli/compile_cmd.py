@@ -94,7 +94,9 @@ def run(args: argparse.Namespace) -> int:
     macs = count_macs(graph)
     source_parameters = summarize(graph)["parameters"]
     ctx = make_context(args, graph, args.model)
-    pipeline = args.passes if args.passes is not None else target.default_pipeline
+    pipeline = args.passes if args.passes is not None else (
+        target.trained_pipeline if ctx.trained is not None and target.trained_pipeline
+        else target.default_pipeline)
     results = run_pipeline(args, graph, pipeline, ctx)
     problems = target.check(graph)
     if problems:

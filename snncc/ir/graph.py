@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from snncc.ir.attributes import OMIT_DEFAULT
 from snncc.ir.location import Location
 from snncc.ir.op import IRError, Op
 from snncc.ir.types import TensorType
@@ -29,11 +31,13 @@ class Value:
 
 @dataclass(frozen=True)
 class GraphAttrs:
-    """Graph-wide facts: simulation step, timestep count, the IR properties that hold."""
+    """Graph-wide facts: simulation step, timestep count, the IR properties that hold, and
+    (`trained`) where a directly trained SNN's thresholds and rates came from."""
 
     dt: float = 0.001
     timesteps: int = 100
     properties: tuple[str, ...] = ()
+    trained: str = field(default="", metadata=OMIT_DEFAULT)
 
 
 def sanitize_name(hint: str) -> str:
@@ -113,7 +117,7 @@ class Graph:
     def with_properties(self, *props: str, drop: Sequence[str] = ()) -> None:
         keep = [p for p in self.attrs.properties if p not in drop]
         merged = tuple(sorted(set(keep) | set(props)))
-        self.attrs = GraphAttrs(self.attrs.dt, self.attrs.timesteps, merged)
+        self.attrs = dataclasses.replace(self.attrs, properties=merged)
 
     # rewriting --------------------------------------------------------------------
     def replace_uses(self, old: Value, new: Value) -> None:

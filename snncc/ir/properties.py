@@ -52,7 +52,7 @@ LINEAR_FUSED = Property("linear-fused",
                         "one projection per pair of populations: linear chains composed")
 SPIKING = Property("spiking", "ReLUs replaced by spiking neuron populations", _spiking)
 NORMALIZED = Property(
-    "normalized", "firing rates scaled from activation statistics (mean_rate recorded)",
+    "normalized", "firing rates set from activation statistics or training (mean_rate recorded)",
     lambda g: _first(g, lambda op: isinstance(op, SpikeSource) and op.attrs.amplitude != 1.0,
                      "still carries a spike amplitude (scale-rates folds them into weights)"))
 QUANTIZED = Property(

@@ -26,14 +26,16 @@ class PassContext:
     `calibration` holds input images (N×C×H×W) for data-based passes; `stats_file` a rate
     statistics JSON written during training, or `stats` such statistics already read
     (a `snncc.data.stats.RateStats`, e.g. from the ONNX file's metadata) with
-    `stats_origin` saying where from; `report` collects each pass's findings under its own
-    name (it becomes part of report.json).
+    `stats_origin` saying where from; `trained` the declaration of a directly trained SNN
+    (a `snncc.data.trained.TrainedSpiking`, from the ONNX file's metadata); `report`
+    collects each pass's findings under its own name (it becomes part of report.json).
     """
 
     calibration: Any = None
     stats_file: Path | None = None
     stats: Any = None
     stats_origin: str = ""
+    trained: Any = None
     report: dict[str, Any] = field(default_factory=dict)
     progress: bool = True
     log: TextIO = field(default_factory=lambda: sys.stderr)

@@ -40,6 +40,8 @@ class Target:
     name: ClassVar[str]
     summary: ClassVar[str] = ""
     default_pipeline: ClassVar[str] = "canonicalize"
+    # run instead of the default on a directly trained SNN (ONNX metadata 'snncc.spiking')
+    trained_pipeline: ClassVar[str | None] = None
     modes: ClassVar[tuple[str, ...]] = ()
 
     def check(self, graph: Graph) -> list[str]:

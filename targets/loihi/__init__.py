@@ -110,6 +110,9 @@ class LoihiTarget(Target):
     default_pipeline = ("canonicalize,fold-batchnorm,fuse-linear,"
                         "convert-activations{reset=zero},scale-rates,quantize-weights,tile-cores,"
                         "partition-chips")
+    trained_pipeline = ("canonicalize,fold-batchnorm,fuse-linear,"
+                        "convert-activations{reset=zero tau-s=0},trained-spiking,"
+                        "quantize-weights,tile-cores,partition-chips")
     modes = ("emulator", "hardware")
 
     max_seconds: float = 300.0

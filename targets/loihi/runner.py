@@ -154,7 +154,8 @@ def readout_value(layer: Layer, lowered: Lowered, graph: Graph, spikes: dict[str
 
 
 def host_ops(graph: Graph, values: dict[int, np.ndarray]) -> None:
-    """Evaluate the host's output ops (sigmoid, softmax) on readout values, in place."""
+    """Evaluate the host's output ops (sigmoid, softmax) on readout values (batch first,
+    as the ops' axes count), in place."""
     for op in graph.ops:
         if isinstance(op, Sigmoid):
             values[id(op.result)] = 1 / (1 + np.exp(-values[id(op.inputs[0])]))
@@ -205,8 +206,8 @@ def run(graph: Graph, inputs: list[np.ndarray], mode: str, timesteps: int,
             spikes = run_image(graph, lowered, images, timesteps, target, bar)
             for name, s in spikes.items():
                 counts[name] = counts.get(name, 0) + float(s.sum()) / n_images
-            values = {id(x.op.result): readout_value(x, lowered, graph, spikes, images)
-                      for x in lowered.layers if x.role == "readout"}
+            values = {id(x.op.result): readout_value(x, lowered, graph, spikes, images)[None]
+                      for x in lowered.layers if x.role == "readout"}  # batch of one
             host_ops(graph, values)
             for v in graph.outputs:
                 if id(v) not in values:
@@ -226,5 +227,5 @@ def run(graph: Graph, inputs: list[np.ndarray], mode: str, timesteps: int,
         "spikes_per_layer": counts,
         "rate_per_layer": {k: counts[k] / (neurons[k] * timesteps) for k in counts},
     }
-    return RunResult([np.stack(outputs[id(v)]) for v in graph.outputs], stats)
+    return RunResult([np.concatenate(outputs[id(v)]) for v in graph.outputs], stats)
 
