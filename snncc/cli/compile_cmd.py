@@ -152,9 +152,11 @@ def human_summary(report: dict[str, Any]) -> str:
     if e:
         loihi, ann = e["loihi"]["total"], e["ann"]
         spread = ann["cpu_measured_spread"]
+        source = ("rates measured in training" if "trained-spiking" in report["pipeline"]
+                  else "activation statistics")
         lines.append(
             f"  energy per image, expected at T = {e['timesteps']}: Loihi "
-            f"{loihi * 1e3:.3g} mJ (estimate from activation statistics; `snncc eval` "
+            f"{loihi * 1e3:.3g} mJ (estimate from {source}; `snncc eval` "
             f"measures it); ANN on this CPU {ann['cpu_measured'] * 1e3:.3g} mJ measured "
             f"(median of {spread['runs']} runs, {spread['min'] * 1e3:.3g}–"
             f"{spread['max'] * 1e3:.3g} mJ, × {e['constants']['cpu_power_w']:g} W), "

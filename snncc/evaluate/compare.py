@@ -72,7 +72,12 @@ class OnnxModel:
         if not path.is_file():
             raise SnnccError(f"{path}: the source ONNX model is not there; pass --onnx PATH")
         self.path = path
-        self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        except Exception as err:  # onnxruntime raises its own C++ exception classes
+            raise SnnccError(f"{path}: onnxruntime {ort.__version__} cannot load it as the "
+                             f"ANN: {str(err).splitlines()[-1]}; re-export it with an "
+                             "opset and IR version this onnxruntime supports") from None
         self.input = self.session.get_inputs()[0]
 
     def check_fits(self, graph: Graph) -> None:
@@ -231,7 +236,8 @@ def _sweep_row(steps: int, run: dict[str, Any], ann: dict[str, float]) -> dict[s
     return {"timesteps": steps, "snn": snn,
             "gap_points": 100 * (ann["pixel_accuracy"] - snn["pixel_accuracy"]),
             "mean_rate_hz": run["stats"]["mean_rate_hz"],
-            "loihi_j": run["energy"]["loihi"]["total"], "ratio": run["energy"]["ratio"]}
+            "loihi_j": run["energy"]["loihi"]["total"], "ratio": run["energy"]["ratio"],
+            "synaptic_ops": run["energy"]["loihi_counts"]["synaptic_ops"]}
 
 
 def _images(inputs: _Inputs) -> np.ndarray:
