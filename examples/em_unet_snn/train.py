@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE.parent / "em_unet"))
 
 from data import TRAIN_SLICES, VAL_SLICES, CropSampler, grid_crops, load_slices  # noqa: E402
 
-from snncc.training.hybrid import converted_graph, declaration  # noqa: E402
+from snncc.training.hybrid import converted_graph, declaration, trained_graph  # noqa: E402
 from snncc.training.spiking_export import export_spiking  # noqa: E402
 from snncc.training.spiking_net import SURROGATE_BETA, SpikingNet  # noqa: E402
 
@@ -41,6 +41,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--ann", type=Path, default=HERE.parent / "em_unet" / "unet.onnx",
                    help="the trained ANN to start from (with its rate statistics)")
+    p.add_argument("--resume", type=Path,
+                   help="continue training this exported SNN instead of converting --ann")
     p.add_argument("--timesteps", type=int, default=32, help="T trained for")
     p.add_argument("--steps", type=int, default=300, help="optimizer steps")
     p.add_argument("--batch", type=int, default=8, help="crops per step")
@@ -79,7 +81,8 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
-    graph = converted_graph(args.ann, v_min=args.v_min, input_threshold=args.input_threshold)
+    graph = (trained_graph(args.resume) if args.resume else
+             converted_graph(args.ann, v_min=args.v_min, input_threshold=args.input_threshold))
     net = SpikingNet(graph)
     sampler = CropSampler(*load_slices(TRAIN_SLICES), seed=args.seed)
     val_x, val_y = grid_crops(*load_slices(VAL_SLICES))
@@ -109,10 +112,16 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     after = evaluate(net, val_x, val_y, args.timesteps)
     print(f"trained: pixel accuracy {after['pixel_accuracy']:.4f} (trainer's own forward)")
     net.write_back()
-    training = {"init": f"converted from {args.ann.name} (snncc.training.hybrid)",
+    start = (f"continued from {args.resume}" if args.resume
+             else f"converted from {args.ann.name} (snncc.training.hybrid)")
+    training = {"init": start,
                 "surrogate": f"fast-sigmoid, beta {SURROGATE_BETA:g}", "optimizer": "Adam",
                 "lr": args.lr, "steps": args.steps, "batch": args.batch, "seed": args.seed,
                 "train_slices": list(TRAIN_SLICES)}
+    if args.resume:
+        from snncc.data.trained import read_onnx_trained
+
+        training["earlier"] = read_onnx_trained(args.resume).training
     declared = declaration(graph, args.timesteps, rates, training)
     args.out.mkdir(parents=True, exist_ok=True)
     export_spiking(graph, declared, args.out / "unet.onnx")

@@ -60,6 +60,25 @@ def converted_graph(model: str | Path, v_min: float = -1.0, input_threshold: flo
     return graph
 
 
+def trained_graph(model: str | Path) -> Graph:
+    """A directly trained SNN exported by `snncc.training.spiking_export`, as the trainer's
+    graph again (unquantized), to train it further."""
+    from snncc.data.trained import read_onnx_trained
+    from snncc.frontend.onnx import import_onnx
+    from snncc.pipeline.manager import PassManager, parse_pipeline
+    from snncc.pipeline.pass_base import PassContext
+
+    declared = read_onnx_trained(model)
+    if declared is None:
+        raise ValueError(f"{model}: not a directly trained SNN (no 'snncc.spiking' metadata)")
+    graph = import_onnx(model)
+    pipeline = ("canonicalize,fold-batchnorm,fuse-linear,"
+                f"convert-activations{{reset={TRAINED_RESET} tau-s=0}},trained-spiking")
+    PassManager(parse_pipeline(pipeline)).run(graph, PassContext(trained=declared,
+                                                                 progress=False))
+    return graph
+
+
 def declaration(graph: Graph, timesteps: int, rates: dict[str, float],
                 training: dict[str, Any]) -> TrainedSpiking:
     """What the exported file declares: the graph's neurons and the measured mean rates
