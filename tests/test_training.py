@@ -19,7 +19,12 @@ import torch
 from torch import nn
 
 from snncc.data.stats import LayerStats, RateStats, RateStatsError, read_onnx_stats
-from snncc.training.export import export_with_stats, match_relu_nodes, scope_to_module_path
+from snncc.training.export import (
+    export_with_stats,
+    match_relu_nodes,
+    onnx_rate_stats,
+    scope_to_module_path,
+)
 from snncc.training.torch_rate import (
     ActivationCapture,
     LoihiRateReLU,
@@ -210,6 +215,48 @@ def test_export_writes_one_stats_entry_per_relu_node(
     assert layer.max_activation == pytest.approx(enc1.max(), rel=1e-6)
     assert layer.mean_activation == pytest.approx(enc1.mean(), rel=1e-5)
     assert read_onnx_stats(tmp_path / "u.onnx") == stats  # the ONNX file carries them too
+
+
+def test_stats_recomputed_from_the_onnx_file_alone(
+    unet_module: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """examples/em_unet/recompute_stats.py: new calibration inputs, the module gone; only the
+    stats file and the metadata change, and they equal what the export would have written."""
+    torch.manual_seed(2)
+    model = unet_module.UNet(width=2)
+    first, other = torch.rand(2, 1, 64, 64), torch.rand(3, 1, 64, 64)
+    export_with_stats(model, first, tmp_path / "a.onnx", tmp_path / "a.stats.json")
+    export_with_stats(model, other, tmp_path / "b.onnx", tmp_path / "b.stats.json")
+    expected = RateStats.load(tmp_path / "b.stats.json")
+    assert expected != RateStats.load(tmp_path / "a.stats.json")
+    monkeypatch.syspath_prepend(str(EXAMPLE))  # the script imports its sibling data.py
+    recompute = load_example("recompute_stats")
+    before = recompute.graph_bytes(tmp_path / "a.onnx")
+    stats, out = onnx_rate_stats(tmp_path / "a.onnx", other.numpy())
+    assert stats == expected  # the same computation as the export's, on the same inputs
+    with torch.no_grad():
+        np.testing.assert_allclose(out, model(other).numpy(), atol=1e-5)
+    (tmp_path / "training_log.json").write_text('{"final": {"val_crops": 320}}')
+    recompute.main([str(tmp_path / "a.onnx")])  # on the 1280 training grid crops
+    data = load_example("data")
+    stats, _ = onnx_rate_stats(tmp_path / "b.onnx", data.calibration_crops())
+    assert RateStats.load(tmp_path / "a.stats.json") == stats
+    assert read_onnx_stats(tmp_path / "a.onnx") == stats
+    assert recompute.graph_bytes(tmp_path / "a.onnx") == before
+    log = json.loads((tmp_path / "training_log.json").read_text())
+    assert log["final"] == {"val_crops": 320}
+    assert log["rate_stats"]["crops"] == 1280
+    assert log["rate_stats"]["percentile_rates_hz"] == pytest.approx(stats.percentile_rates_hz())
+
+
+def test_calibration_crops_are_the_training_grid() -> None:
+    data = load_example("data")
+    crops = data.calibration_crops()
+    assert crops.shape == (len(data.TRAIN_SLICES) * 64, 1, 64, 64)
+    train = data.grid_crops(*data.load_slices(data.TRAIN_SLICES))[0]
+    np.testing.assert_array_equal(crops, train)
+    val = data.grid_crops(*data.load_slices(data.VAL_SLICES))[0]
+    assert not {c.tobytes() for c in crops} & {v.tobytes() for v in val}  # no validation crop
 
 
 class FunctionalRelu(nn.Module):

@@ -1,9 +1,12 @@
-"""ISBI 2012 EM slices: loading, seeded random-crop sampling and a fixed validation grid.
+"""ISBI 2012 EM slices: loading, seeded random-crop sampling, fixed crop grids.
 
-Slices 0-19 train, 20-24 validate. The network works on 64x64 crops: the converted SNN
-must run in nengo-loihi's emulator (slow: cost grows with neuron count and timesteps) and
-must tile into Loihi cores, and at 4 nm/px a 64 px crop (256 nm) still spans several
-cell profiles and their membranes.
+Slices 0-19 train, 20-24 validate. The rate statistics exported with a model (which set the
+converted SNN's firing-rate scales) are measured on :func:`calibration_crops` of the
+training slices only, since every SNN accuracy is scored on the validation slices.
+
+The network works on 64x64 crops: the converted SNN must run in nengo-loihi's emulator
+(slow: cost grows with neuron count and timesteps) and must tile into Loihi cores, and at
+4 nm/px a 64 px crop (256 nm) still spans several cell profiles and their membranes.
 """
 
 from __future__ import annotations
@@ -82,3 +85,10 @@ def grid_crops(
         return np.ascontiguousarray(a.transpose(0, 1, 3, 2, 4).reshape(-1, 1, crop, crop))
 
     return tile(images), tile(labels)
+
+
+def calibration_crops(root: Path = DATA_DIR) -> np.ndarray:
+    """The crops a model's exported rate statistics are measured on: every non-overlapping
+    crop of the training slices 0-19 (20 x 64 = 1280 of 64x64, row-major, no augmentation;
+    a fixed set, no randomness), never the validation slices the SNN is scored on."""
+    return grid_crops(*load_slices(TRAIN_SLICES, root))[0]

@@ -1,7 +1,10 @@
 """Train the EM U-Net with the percentile firing-rate regularizer; export ONNX and stats.
 
 Writes ``unet.onnx``, ``unet.stats.json`` (read by snncc's ``scale-rates --stats``) and
-``training_log.json`` into ``--out`` (default: this directory). Usage::
+``training_log.json`` into ``--out`` (default: this directory). The statistics (which set the
+converted SNN's firing-rate scales) are measured on ``data.calibration_crops()``: all 1280
+non-overlapping 64x64 grid crops of the training slices 0-19, a fixed set. Never on the
+validation slices 20-24, on which the model and its SNN are scored. Usage::
 
     python examples/em_unet/train.py               # the shipped model's settings
     python examples/em_unet/train.py --no-regularizer --out /tmp/noreg
@@ -20,7 +23,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from data import TRAIN_SLICES, VAL_SLICES, CropSampler, grid_crops, load_slices
+from data import (
+    TRAIN_SLICES,
+    VAL_SLICES,
+    CropSampler,
+    calibration_crops,
+    grid_crops,
+    load_slices,
+)
 from model import UNet, parameter_count
 from torch import Tensor, nn
 from tqdm import tqdm
@@ -166,9 +176,10 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     final = evaluate(plain_model, val_x, val_y, target)
     loihi_eval = evaluate(loihi_model, val_x, val_y, target)
     args.out.mkdir(parents=True, exist_ok=True)
+    calibration = torch.from_numpy(calibration_crops())  # training slices only
     export = export_with_stats(
         model,
-        val_x,
+        calibration,
         args.out / "unet.onnx",
         args.out / "unet.stats.json",
         percentile=args.percentile,
@@ -191,6 +202,15 @@ def train(args: argparse.Namespace) -> dict[str, object]:
             "val_bce": final.bce,
             "val_interior_fraction": float(val_y.mean()),
             "val_crops": len(val_x),
+            "percentile_rates_hz": {  # on the validation crops: a measurement, not exported
+                node: final.percentile_rates_hz[module]
+                for node, module in export.node_to_module.items()
+            },
+        },
+        "rate_stats": {  # what unet.stats.json holds, as rates
+            "calibration": "all non-overlapping 64x64 grid crops of the training slices "
+            f"{TRAIN_SLICES[0]}-{TRAIN_SLICES[-1]} (data.calibration_crops)",
+            "crops": len(calibration),
             "percentile_rates_hz": export.stats.percentile_rates_hz(),
         },
         "onnx": {

@@ -1,8 +1,12 @@
 """Export a trained PyTorch model to ONNX together with its activation-statistics file.
 
-The stats file is keyed by the ONNX node names of the Relu nodes, so the exported graph is
-read back and each Relu node is matched to the ``nn.ReLU`` module it came from through the
-module path the legacy exporter embeds in node names (``/enc1/act1/Relu`` <- ``enc1.act1``).
+The stats file is keyed by the ONNX node names of the Relu nodes. The exported graph is read
+back and each Relu node is matched to the ``nn.ReLU`` module it came from through the
+module path the legacy exporter embeds in node names (``/enc1/act1/Relu`` <- ``enc1.act1``),
+so that every ReLU module is one Relu node. The statistics themselves are measured on the
+exported file (:func:`onnx_rate_stats`: onnxruntime, every Relu node's output), the same
+way for a fresh export and for an ONNX model whose PyTorch module is gone (recomputing the
+statistics of a shipped model on other calibration inputs leaves its graph untouched).
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from snncc.data.stats import LayerStats, RateStats, embed_onnx_stats
-from snncc.training.torch_rate import ActivationCapture, to_plain_relu
+from snncc.training.torch_rate import to_plain_relu
 
 
 @dataclass(frozen=True)
@@ -80,25 +84,61 @@ def match_relu_nodes(graph: onnx.GraphProto, module_names: Sequence[str]) -> dic
 
 
 @torch.no_grad()
-def _activations_and_outputs(
-    model: nn.Module, inputs: Tensor, batch_size: int
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Run ``model`` over ``inputs``; return all ReLU outputs by module and the outputs."""
-    collected: dict[str, list[np.ndarray]] = {}
+def _outputs(model: nn.Module, inputs: Tensor, batch_size: int) -> np.ndarray:
+    """Run ``model`` over ``inputs`` in batches; its outputs, concatenated."""
+    return np.concatenate([model(inputs[start : start + batch_size]).numpy()
+                           for start in range(0, len(inputs), batch_size)])
+
+
+def onnx_rate_stats(
+    onnx_path: str | Path,
+    calibration: np.ndarray,
+    *,
+    percentile: float = 99.9,
+    rate_scale_hz: float = 250.0,
+    dt: float = 0.001,
+) -> tuple[RateStats, np.ndarray]:
+    """Activation statistics of every Relu node of an ONNX model over ``calibration``.
+
+    onnxruntime runs the file one input at a time (N×C×H×W; graphs exported here have a
+    batch of 1) with every Relu node's output added as a graph output; each node gets
+    :meth:`LayerStats.from_values` of all its values. The file is not modified. Returns the
+    statistics (layers in graph order) and the model's first output for every input.
+    """
+    proto = onnx.load(str(onnx_path))
+    relus = [node for node in proto.graph.node if node.op_type == "Relu"]
+    if not relus:
+        raise ValueError(f"{onnx_path}: the model has no Relu node")
+    unnamed = [node.output[0] for node in relus if not node.name]
+    if unnamed:
+        raise ValueError(f"{onnx_path}: Relu node(s) without a name (outputs {unnamed}); "
+                         "statistics are keyed by node name")
+    outputs_before = [o.name for o in proto.graph.output]
+    proto.graph.output.extend(
+        onnx.helper.make_tensor_value_info(node.output[0], onnx.TensorProto.FLOAT, None)
+        for node in relus if node.output[0] not in outputs_before)
+    session = ort.InferenceSession(proto.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    input_name = session.get_inputs()[0].name
+    fetch = [outputs_before[0], *(node.output[0] for node in relus)]
+    calibration = np.asarray(calibration, dtype=np.float32)
     outputs: list[np.ndarray] = []
-    with ActivationCapture(model) as capture:
-        for start in range(0, len(inputs), batch_size):
-            outputs.append(model(inputs[start : start + batch_size]).numpy())
-            for name, act in zip(capture.names, capture.latest(), strict=True):
-                collected.setdefault(name, []).append(act.numpy())
-    acts = {name: np.concatenate(chunks) for name, chunks in collected.items()}
-    return acts, np.concatenate(outputs)
-
-
-def onnxruntime_outputs(onnx_path: Path, inputs: np.ndarray, input_name: str) -> np.ndarray:
-    """Run the ONNX file on each input separately (the graph has a fixed batch of 1)."""
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    return np.concatenate([session.run(None, {input_name: x[None]})[0] for x in inputs])
+    acts: list[np.ndarray] = []
+    for i, x in enumerate(calibration):
+        out, *values = session.run(fetch, {input_name: x[None]})
+        if i == 0:
+            acts = [np.empty((len(calibration), *v.shape), np.float32) for v in values]
+        for store, value in zip(acts, values, strict=True):
+            store[i] = value
+        outputs.append(out)
+    stats = RateStats(
+        dt=dt,
+        percentile=percentile,
+        rate_scale_hz=rate_scale_hz,
+        layers={node.name: LayerStats.from_values(a, percentile)
+                for node, a in zip(relus, acts, strict=True)},
+    )
+    return stats, np.concatenate(outputs)
 
 
 def export_with_stats(
@@ -142,19 +182,11 @@ def export_with_stats(
     module_names = [name for name, m in plain.named_modules() if isinstance(m, nn.ReLU)]
     node_to_module = match_relu_nodes(graph, module_names)
 
-    acts, torch_out = _activations_and_outputs(plain, calibration, batch_size)
-    stats = RateStats(
-        dt=dt,
-        percentile=percentile,
-        rate_scale_hz=rate_scale_hz,
-        layers={
-            node: LayerStats.from_values(acts[module], percentile)
-            for node, module in node_to_module.items()
-        },
-    )
+    stats, ort_out = onnx_rate_stats(onnx_path, calibration.numpy(), percentile=percentile,
+                                     rate_scale_hz=rate_scale_hz, dt=dt)
     stats.save(stats_path)
     embed_onnx_stats(onnx_path, stats)
-    ort_out = onnxruntime_outputs(onnx_path, calibration.numpy(), input_name)
+    torch_out = _outputs(plain, calibration, batch_size)
     return ExportResult(
         onnx_path=onnx_path,
         stats_path=stats_path,
