@@ -26,7 +26,7 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "em_unet" / "data"
 ANN = HERE.parent / "em_unet" / "unet.onnx"
 PIPELINE = ("canonicalize,fold-batchnorm,fuse-linear,convert-activations{reset=zero},"
-            "scale-rates,quantize-weights,{calibrate}tile-cores,partition-chips")
+            "scale-rates,quantize-weights,CALIBRATE,tile-cores,partition-chips")
 
 
 def run(*args: str) -> str:
@@ -49,7 +49,7 @@ def routes(out: Path) -> dict[str, list[str]]:
     return {
         "converted (default pipeline)": [str(ANN)],
         "converted + calibrate-spiking": [
-            str(ANN), "-p", PIPELINE.format(calibrate="calibrate-spiking{images=8},"),
+            str(ANN), "-p", PIPELINE.replace("CALIBRATE", "calibrate-spiking{images=8}"),
             "--calibration", str(calib)],
         "directly trained (this directory)": [str(HERE / "unet.onnx")],
     }
@@ -121,16 +121,25 @@ def plot(results: dict, path: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--timesteps", default="16,24,32,50,100")
+    p.add_argument("--routes", default="0,1,2",
+                   help="which routes to (re)run; the others are read from earlier runs")
     p.add_argument("--out", type=Path, default=HERE.parents[1] / "build" / "em_unet_snn")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     timesteps = sorted(int(t) for t in args.timesteps.split(","))
+    wanted = {int(i) for i in args.routes.split(",")}
     results = {}
     for i, (name, compile_args) in enumerate(routes(args.out).items()):
-        compiled = args.out / f"route{i}.snncc"
-        run("compile", *compile_args, "--target", "loihi", "-o", str(compiled), "--force",
-            "--no-progress")
-        results[name] = evaluate(compiled, timesteps)
+        saved = args.out / f"route{i}.json"
+        if i in wanted:
+            compiled = args.out / f"route{i}.snncc"
+            run("compile", *compile_args, "--target", "loihi", "-o", str(compiled), "--force",
+                "--no-progress")
+            saved.write_text(json.dumps(evaluate(compiled, timesteps), indent=2) + "\n")
+        if saved.is_file():
+            r = json.loads(saved.read_text())
+            r["rows"] = {int(t): row for t, row in r["rows"].items()}
+            results[name] = r
     train_log = json.loads((HERE / "training_log.json").read_text())
     (args.out / "comparison.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "comparison.md").write_text(table(results, timesteps, train_log))

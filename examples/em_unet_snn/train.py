@@ -44,9 +44,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--resume", type=Path,
                    help="continue training this exported SNN instead of converting --ann")
     p.add_argument("--timesteps", type=int, default=32, help="T trained for")
-    p.add_argument("--steps", type=int, default=300, help="optimizer steps")
+    p.add_argument("--steps", type=int, default=400, help="optimizer steps")
     p.add_argument("--batch", type=int, default=8, help="crops per step")
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (cosine decay)")
+    p.add_argument("--lr", type=float, default=3e-3, help="Adam learning rate (cosine decay)")
     p.add_argument("--v-min", type=float, default=-1.0,
                    help="membrane floor, in thresholds below zero (Loihi's vmin)")
     p.add_argument("--input-threshold", type=float, default=1.0,
