@@ -111,7 +111,7 @@ def plot(results: dict, path: Path) -> None:
         ax.plot(ts, [100 * r["rows"][t]["snn"]["pixel_accuracy"] for t in ts], "o-", label=name)
     ax.set_xlabel("timesteps T")
     ax.set_ylabel("pixel accuracy, slices 20–24 (%)")
-    ax.set_ylim(75, 92)
+    ax.set_ylim(60, 92)
     ax.legend(fontsize=8)
     ax.set_title("loihi mode, 8-bit weights, 320 crops of 64×64")
     fig.tight_layout()
