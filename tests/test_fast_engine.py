@@ -164,6 +164,40 @@ def test_both_synapse_paths_equal_the_reference_kernel(cls, shape, attrs, kw, de
         np.testing.assert_array_equal(to_channels_first(out), want)
 
 
+@pytest.mark.parametrize("cls, shape, attrs, kw", SYNAPSE_OPS)
+def test_scatter_and_gather_add_the_same_floats_in_the_same_order(cls, shape, attrs, kw,
+                                                                   monkeypatch):
+    """The events path's two kernels on float weights and a nonzero start: bit-identical
+    sums, signs of zero included (the gather adds silent units' −0.0 rows), at any
+    density; and the analog kernel's sums within rounding."""
+    rng = np.random.default_rng(13)
+    g = Graph("syn")
+    c = shape[1] * kw.get("groups", 1) if cls is Conv2d else shape[0]
+    x = g.add_input("x", TensorType((1, c, 7, 6)))
+    weight = rng.standard_normal(shape).astype(np.float32)
+    op = g.add(cls, [x], attrs(g.weights.add("w", weight), **kw), name="s").owner
+    fn = kernels.conv2d if cls is Conv2d else kernels.conv_transpose2d
+    extra = ("output_padding",) if cls is ConvTranspose2d else ()
+    syn = SYNAPSES[cls](op, weight)
+    for density in (0.0, 0.05, 0.5, 1.0):
+        spikes = (rng.random((5, c, 7, 6)) < density).astype(np.uint8)
+        frames = np.ascontiguousarray(to_channels_last(spikes))
+        start = np.zeros((5, *syn.out_shape()), np.float32)
+        start[..., ::2] = -0.0
+        start[:, 1] = rng.standard_normal(start.shape[2:])
+        outs = []
+        for share in (2.0, 0.0):  # every unit scatters, every unit gathers
+            monkeypatch.setattr(synapses, "GATHER_ACTIVITY", share)
+            out = start.copy()
+            syn.events(frames, out)
+            outs.append(out)
+        np.testing.assert_array_equal(outs[0], outs[1])
+        np.testing.assert_array_equal(np.signbit(outs[0]), np.signbit(outs[1]))
+        want = fn(spikes, weight, None, op.attrs.strides, op.attrs.pads, op.attrs.dilations,
+                  *(getattr(op.attrs, e) for e in extra), op.attrs.groups)
+        np.testing.assert_allclose(to_channels_first(outs[0] - start), want, atol=1e-5)
+
+
 def test_dense_synapse_paths_agree():
     rng = np.random.default_rng(5)
     g = Graph("fc")
