@@ -119,8 +119,7 @@ def _node(graph: Graph, op: Op, images: int, mode: str, plan: RunPlan) -> _Node:
     d = neurons.filter_d
     params = (_per_image(neurons.bias, shape, np.float64), np.float32(neurons.threshold),
               float(neurons.threshold), bool(neurons.reset_to_zero), np.float32(neurons.keep),
-              neurons.keep != 1.0, np.float32(d), np.float32(1.0 - d), d != 1.0,
-              int(neurons.refractory))
+              np.float32(d), np.float32(1.0 - d), d != 1.0, int(neurons.refractory))
     current = np.zeros((images, n) if d != 1.0 else (1, 0), np.float32)
     return _Node(op, images, n, "float", params,
                  {"v": v.astype(np.float32), "current": current, "ref": ref,
@@ -199,11 +198,11 @@ def _run_chunk(p: _Pass, env: dict[int, np.ndarray], t0: int, steps: int) -> Non
             continue
         node = p.nodes[key]
         spikes = p.spikes[key][1:steps + 1] if key in p.spikes else None
-        if isinstance(op, SpikeInput):
-            image = _frames_last(env[id(op.inputs[0])]).reshape(1, p.images, node.n)
-            node.scan(image, spikes, 0)
-            continue
         q = p.q[:steps * p.images * node.n].reshape(steps, p.images, node.n)  # zeros
+        if isinstance(op, SpikeInput):  # the same image every step
+            q[:] = _frames_last(env[id(op.inputs[0])]).reshape(1, p.images, node.n)
+            node.scan(q, spikes, 0)
+            continue
         shape = channels_last(op.result.type.shape[1:])
         for v in op.inputs:
             if id(v) in p.const:
