@@ -54,7 +54,7 @@ EVENT_DENSITY = 0.7
 BYTE_EVENT_DENSITY = 1.0
 # From this share of active units on, the events path of a convolution gathers per output
 # pixel rather than scattering per active unit (measured on the U-Net's layers).
-GATHER_ACTIVITY = 0.5
+GATHER_ACTIVITY = 0.4
 PACK = np.uint64(0x0102040810204080)  # (word · PACK) >> 56: 8 bytes of 0/1 → 8 bits
 
 
@@ -74,27 +74,36 @@ class Synapse:
         has a byte table, else the spikes themselves."""
         return np.ascontiguousarray(s).view(np.uint64) if self.table is not None else s
 
+    def measure(self, s: np.ndarray) -> tuple[int, int, object]:
+        """Active units in the frames, units, and whatever the events path can reuse."""
+        units = self.units(s)
+        return np.count_nonzero(units), units.size, None
+
     def run(self, s: np.ndarray, out: np.ndarray, path: str | None = None) -> str:
         """Add the synaptic input of spike frames `s` (uint8) to `out` (float32); return the
         path taken (`path` forces one)."""
-        units = self.units(s)
-        active = np.count_nonzero(units)
+        active, size, measured = self.measure(s)
         if path is None:
             if not active:
                 return "none"
             most = BYTE_EVENT_DENSITY if self.table is not None else EVENT_DENSITY
-            path = "events" if active <= most * units.size else "dense"
+            path = "events" if active <= most * size else "dense"
         if path == "events":
-            self.events(s, out, active / max(units.size, 1))
+            self._events(s, out, active / max(size, 1), measured)
         else:
             self.dense(s, out)
         return path
 
+    def events(self, s: np.ndarray, out: np.ndarray) -> None:
+        """The events path alone."""
+        active, size, measured = self.measure(s)
+        self._events(s, out, active / max(size, 1), measured)
+
     def dense(self, s: np.ndarray, out: np.ndarray) -> None:
         raise NotImplementedError
 
-    def events(self, s: np.ndarray, out: np.ndarray, activity: float | None = None) -> None:
-        """The events path; `activity`: the share of active units (`units`), if known."""
+    def _events(self, s: np.ndarray, out: np.ndarray, activity: float, measured) -> None:
+        """The events path, given `measure`'s share of active units and its by-product."""
         raise NotImplementedError
 
 
@@ -365,17 +374,39 @@ def gather_plan(transposed: bool, table_shape: tuple[int, ...], groups: int,
 
 
 @nb.njit(cache=True, parallel=True)
-def _gather(s, table, out, cy, cx, sy, sx, inside_y, inside_x, ey, ex, offset, row, taps,
-            lanes):
+def _pattern_offsets(s, og):
+    """Per unit of spikes (frames, H, W, units), the offset of its pattern's row in a tap's
+    block of table rows, pattern · og (int32: the gather reads each unit once per tap that
+    reaches it; this computes its pattern once), and the number of active units."""
+    frames = s.shape[0]
+    sf = s.reshape(frames, -1)
+    offsets = np.empty(s.shape, np.int32)
+    of = offsets.reshape(frames, -1)
+    active = 0
+    for f in nb.prange(frames):
+        n = 0
+        for i in range(sf.shape[1]):
+            p = _pattern(sf[f, i])
+            of[f, i] = p * og
+            n += p != 0
+        active += n
+    return offsets, active
+
+
+@nb.njit(cache=True, parallel=True)
+def _gather(offsets, table, out, cy, cx, sy, sx, inside_y, inside_x, ey, ex, offset, row,
+            taps, lanes):
     """The sums of `_scatter`, output pixel by output pixel (`GatherPlan`): each output
     row of og channels accumulates its taps' table rows in registers, silent units included
-    (their −0.0 rows add nothing), with no branch on the spikes and one write. Inside the
-    input, four pixels of a class at once (independent sums); parallel over output rows."""
-    frames, h, wd, units = s.shape
+    (their −0.0 rows add nothing), with no branch on the spikes and one write. `offsets`:
+    the units' `_pattern_offsets`. Inside the input, four pixels of a class at once
+    (independent sums); parallel over output rows. Unsigned indices spare numba's
+    negative-index fix-ups."""
+    frames, h, wd, units = offsets.shape
     og = table.shape[-1]
     _, ho, wo, cout = out.shape
     groups = ey.shape[1]
-    flat, tab, sf = out.reshape(-1), table.reshape(-1), s.reshape(-1)
+    flat, tab, po = out.reshape(-1), table.reshape(-1), offsets.reshape(-1)
     n = len(lanes)
     for fy in nb.prange(frames * ho):
         f = fy // ho
@@ -392,7 +423,7 @@ def _gather(s, table, out, cy, cx, sy, sx, inside_y, inside_x, ey, ex, offset, r
                 at0 = ((f * ho + oy) * wo + ox) * cout
                 base = ((f * h + qy * sy) * wd + qx * sx) * units
                 if inside_y[oy] and qx + 3 < nq and inside_x[ox] and inside_x[ox + 3 * cx]:
-                    di, do = sx * units, cx * cout
+                    di, do = np.uint64(sx * units), cx * cout
                     for g in range(groups):
                         for k in range(0, og, n):
                             at = at0 + g * og + k
@@ -401,14 +432,12 @@ def _gather(s, table, out, cy, cx, sy, sx, inside_y, inside_x, ey, ex, offset, r
                             a2 = vload(flat, at + 2 * do, lanes)
                             a3 = vload(flat, at + 3 * do, lanes)
                             for t in range(nt):
-                                i = base + offset[c, g, t]
+                                i = np.uint64(base + offset[c, g, t])
                                 r = row[c, g, t] + k
-                                a0 = vadd(a0, vload(tab, r + _pattern(sf[i]) * og, lanes))
-                                a1 = vadd(a1, vload(tab, r + _pattern(sf[i + di]) * og, lanes))
-                                a2 = vadd(a2, vload(tab, r + _pattern(sf[i + 2 * di]) * og,
-                                                    lanes))
-                                a3 = vadd(a3, vload(tab, r + _pattern(sf[i + 3 * di]) * og,
-                                                    lanes))
+                                a0 = vadd(a0, vload(tab, r + po[i], lanes))
+                                a1 = vadd(a1, vload(tab, r + po[i + di], lanes))
+                                a2 = vadd(a2, vload(tab, r + po[i + 2 * di], lanes))
+                                a3 = vadd(a3, vload(tab, r + po[i + 3 * di], lanes))
                             vstore(flat, at, a0)
                             vstore(flat, at + do, a1)
                             vstore(flat, at + 2 * do, a2)
@@ -426,8 +455,8 @@ def _gather(s, table, out, cy, cx, sy, sx, inside_y, inside_x, ey, ex, offset, r
                                 ix = qx * sx + ex[c, g, t]
                                 if iy < 0 or iy >= h or ix < 0 or ix >= wd:
                                     continue
-                            p = _pattern(sf[base + offset[c, g, t]])
-                            acc = vadd(acc, vload(tab, row[c, g, t] + p * og + k, lanes))
+                            r = row[c, g, t] + k + po[base + offset[c, g, t]]
+                            acc = vadd(acc, vload(tab, r, lanes))
                         vstore(flat, at, acc)
                 qx += 1
 
@@ -455,12 +484,15 @@ class _ConvEvents(Synapse):
                                            in_hw, out_hw, a.strides, a.pads, a.dilations)
         return self._plans[key]
 
-    def events(self, s: np.ndarray, out: np.ndarray, activity: float | None = None) -> None:
+    def measure(self, s: np.ndarray) -> tuple[int, int, object]:
         units = self.units(s)
-        if activity is None:
-            activity = np.count_nonzero(units) / max(units.size, 1)
+        offsets, active = _pattern_offsets(units, self.spikes.shape[-1])
+        return active, units.size, offsets
+
+    def _events(self, s: np.ndarray, out: np.ndarray, activity: float, offsets) -> None:
+        units = self.units(s)
         if activity >= GATHER_ACTIVITY:
-            _gather(units, self.spikes, out,
+            _gather(offsets, self.spikes, out,
                     *self.plan(units.shape[1:3], out.shape[1:3]).args(), self.lanes)
         else:
             self._scatter(units, out)
@@ -581,7 +613,7 @@ class DenseSynapse(Synapse):
         super().__init__(op)
         self.w = np.ascontiguousarray(weight.T)  # (in, out)
 
-    def events(self, s: np.ndarray, out: np.ndarray, activity: float | None = None) -> None:
+    def _events(self, s: np.ndarray, out: np.ndarray, activity: float, measured) -> None:
         _dense_events(s, self.w, out)
 
     def dense(self, s: np.ndarray, out: np.ndarray) -> None:
@@ -635,7 +667,7 @@ class SparseSynapse(Synapse):
         n_in = int(np.prod(op.inputs[0].type.shape[1:]))
         self.start = np.searchsorted(self.sources, np.arange(n_in + 1))
 
-    def events(self, s: np.ndarray, out: np.ndarray, activity: float | None = None) -> None:
+    def _events(self, s: np.ndarray, out: np.ndarray, activity: float, measured) -> None:
         _csr_events(s.reshape(len(s), -1), self.start, self.targets, self.w,
                     out.reshape(len(out), -1))
 
