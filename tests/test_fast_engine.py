@@ -267,3 +267,24 @@ def test_counts_from_a_step_are_bit_exact():
                                       runs[1].stats["counts"][name])
     assert runs[1].stats["counts"][names[1]].sum() > 0
     assert not runs[1].stats["counts"][names[2]].any()
+
+
+def test_float32_bias_adds_give_the_references_float64_sums():
+    """The engine adds a float population's bias in float32 where every value is a float32
+    (`_float_bias`); the reference adds it in float64 and rounds. Equal: rounding a sum of
+    two float32s through float64 first is innocuous (53 ≥ 2·24 + 2 bits), subnormals,
+    ties and overflow included."""
+    from snncc.sim.engine import _float_bias
+
+    rng = np.random.default_rng(3)
+    bits = rng.integers(0, 2**32, (2, 1 << 20), dtype=np.uint64).astype(np.uint32)
+    a, b = bits.view(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        b[: 1 << 16] = -a[: 1 << 16] * np.float32(1 + 2**-23)  # cancellations, near-ties
+        b[1 << 16: 1 << 18] = a[1 << 16: 1 << 18] * rng.uniform(-2, 2, 3 << 16).astype(
+            np.float32)  # close exponents
+        finite = np.isfinite(a) & np.isfinite(b)
+        a, b = a[finite], b[finite]
+        np.testing.assert_array_equal((a.astype(np.float64) + b).astype(np.float32), a + b)
+    assert _float_bias(b.astype(np.float64)).dtype == np.float32
+    assert _float_bias(np.array([0.1, 0.5])).dtype == np.float64

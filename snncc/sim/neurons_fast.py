@@ -12,8 +12,9 @@ the engine agrees with the step-by-step reference bit for bit on the same inputs
 
 - float: float32 arithmetic, the constants rounded to float32 as numpy rounds a Python
   float against a float32 array; the bias added in float64 and rounded (numpy's in-place
-  `v += bias` with a float64 bias); the threshold compared in float32; a soft reset
-  subtracts the float64 threshold and rounds;
+  `v += bias` with a float64 bias; in float32 where the bias values are float32s, which
+  gives the same sums); the threshold compared in float32; a soft reset subtracts the
+  float64 threshold and rounds;
 - loihi: integers, with the wrap-arounds counted.
 
 Threads: the neurons are split into blocks of `BLOCK` neurons of one image, run in
@@ -54,7 +55,7 @@ def _float_steps(qb, out, vb, cb, nb_, bb, rb, threshold32, threshold64, reset_z
             cb[n] = x
         vn = np.float32(vb[n] * keep32)
         vn = np.float32(vn + x)
-        vn = np.float32(np.float64(vn) + bb[n])
+        vn = np.float32(vn + bb[n])  # in float64 if bb is (`float_scan`)
         if refractory:
             vn = np.float32(0.0) if rb[n] > 0 else vn
         fired = vn >= threshold32
@@ -70,8 +71,9 @@ def _float_steps(qb, out, vb, cb, nb_, bb, rb, threshold32, threshold64, reset_z
 def float_scan(q, spikes, v, current, ref, counts, bias, threshold32, threshold64,
                reset_zero, keep32, d32, keep_c32, filtered, refractory):
     """Float IF/LIF over the steps of q: (steps, images, n), state: (images, n), bias: (n,)
-    float64; `current` and `ref` may be (1, 0) when unused. Writes `spikes`, the state and
-    `counts`; keep32 is 1.0 for IF neurons (v·1.0 = v exactly)."""
+    float64, or float32 where that gives the same sums (the engine's `_float_bias`);
+    `current` and `ref` may be (1, 0) when unused. Writes `spikes`, the state and `counts`;
+    keep32 is 1.0 for IF neurons (v·1.0 = v exactly)."""
     steps, images, per_image = spikes.shape
     blocks_per_image = (per_image + BLOCK - 1) // BLOCK
     for b in nb.prange(images * blocks_per_image):
