@@ -187,7 +187,8 @@ def test_scatter_and_gather_add_the_same_floats_in_the_same_order(cls, shape, at
         start[:, 1] = rng.standard_normal(start.shape[2:])
         outs = []
         for share in (2.0, 0.0):  # every unit scatters, every unit gathers
-            monkeypatch.setattr(synapses, "GATHER_ACTIVITY", share)
+            monkeypatch.setattr(synapses, "GATHER_ACTIVITY", dict.fromkeys(
+                synapses.GATHER_ACTIVITY, share))
             out = start.copy()
             syn.events(frames, out)
             outs.append(out)

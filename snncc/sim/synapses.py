@@ -13,7 +13,7 @@ paths that accumulate the same sums into an output buffer:
   64-bit word, and its pattern (one byte) indexes 256 rows per tap (`byte_table`), so that
   one row add covers all of its spikes; otherwise a unit is one channel (2 rows: silent,
   its weights). Convolutions (and transposed ones) take one of two kernels, by the share
-  of active units in the frames: up to `GATHER_ACTIVITY`, `_scatter` skips silent units
+  of active units in the frames: below `GATHER_ACTIVITY`, `_scatter` skips silent units
   and adds each active one's rows into its outputs (stride-1 convolutions of one group add
   a kernel row's taps at once, `_scatter_rows`); from it on, `_gather` sums each output
   pixel's taps in registers, silent units included (their rows are −0.0, which adds
@@ -52,9 +52,11 @@ BLOCK_BYTES = 64 << 20  # float32 im2col / scatter scratch per frame block
 # 8-10× faster than the matrix product at every density on the U-Net's layer shapes).
 EVENT_DENSITY = 0.7
 BYTE_EVENT_DENSITY = 1.0
-# From this share of active units on, the events path of a convolution gathers per output
-# pixel rather than scattering per active unit (measured on the U-Net's layers).
-GATHER_ACTIVITY = 0.4
+# From this share of active units on, a convolution's events path gathers per output pixel
+# rather than scattering per active unit, by the scatter it would use: per tap, by kernel
+# row (stride 1, one group) over up to 8 channels, by kernel row over more (long row adds
+# make the scatter cheaper). Measured crossovers on the U-Net's layers, both modes.
+GATHER_ACTIVITY = {"taps": 0.2, "rows": 0.25, "wide rows": 0.5}
 PACK = np.uint64(0x0102040810204080)  # (word · PACK) >> 56: 8 bytes of 0/1 → 8 bits
 
 
@@ -466,6 +468,7 @@ class _ConvEvents(Synapse):
     active units, or `_gather` over the output pixels, whichever the activity favours."""
 
     groups: int
+    rows: np.ndarray | None = None  # `row_table`, where `_scatter_rows` applies
 
     def _events_init(self, w_events: np.ndarray, cg: int, transposed: bool) -> None:
         self.spikes, self.per_group = spike_table(w_events, cg)
@@ -491,7 +494,7 @@ class _ConvEvents(Synapse):
 
     def _events(self, s: np.ndarray, out: np.ndarray, activity: float, offsets) -> None:
         units = self.units(s)
-        if activity >= GATHER_ACTIVITY:
+        if activity >= GATHER_ACTIVITY[self.scatter_kind()]:
             _gather(offsets, self.spikes, out,
                     *self.plan(units.shape[1:3], out.shape[1:3]).args(), self.lanes)
         else:
@@ -499,6 +502,12 @@ class _ConvEvents(Synapse):
 
     def _scatter(self, units: np.ndarray, out: np.ndarray) -> None:
         raise NotImplementedError
+
+    def scatter_kind(self) -> str:
+        """Which scatter `_scatter` runs (a key of `GATHER_ACTIVITY`)."""
+        if self.rows is None:
+            return "taps"
+        return "rows" if self.spikes.shape[-1] <= 8 else "wide rows"
 
 
 @SYNAPSES.register(Conv2d)
