@@ -309,34 +309,33 @@ class GatherPlan:
 
     Output coordinates fall in classes (o = q·classes + r: one class for a convolution,
     `stride` for a transposed one, whose taps depend on o mod stride); an output pixel of
-    class c reads input pixel (qy·step_y + ey, qx·step_x + ex) for each tap t of c, i.e.
-    flat unit offset `offset` from its base, and adds table row `row` + pattern·og. Taps
-    run in ascending input order (y, x, unit), the order in which the scatter reaches an
-    output: both paths add the same floats in the same order. `inside_y/x[o]`: every tap
-    of output row/column o lies inside the input (no bounds checks there)."""
+    class c reads, for each tap t of c, the unit at flat offset `offset` from its base: the
+    input pixel (qy·step_y + ey, qx·step_x + ex) of the input padded by `pads` (top, left,
+    bottom, right) silent units, so that no tap falls outside; and adds table row `row` +
+    pattern·og. Taps run in ascending input order (y, x, unit), the order in which the
+    scatter reaches an output, and a padding unit adds the silent pattern's −0.0 row: both
+    paths add the same floats in the same order."""
 
     classes_y: int
     classes_x: int
     step_y: int
     step_x: int
-    inside_y: np.ndarray
-    inside_x: np.ndarray
-    ey: np.ndarray  # (classes, groups, taps)
-    ex: np.ndarray
-    offset: np.ndarray
+    pads: tuple[int, int, int, int]
+    offset: np.ndarray  # (classes, groups, taps)
     row: np.ndarray
     taps: np.ndarray  # (classes,)
 
     def args(self) -> tuple:
-        return (self.classes_y, self.classes_x, self.step_y, self.step_x, self.inside_y,
-                self.inside_x, self.ey, self.ex, self.offset, self.row, self.taps)
+        return (self.classes_y, self.classes_x, self.step_y, self.step_x, self.pads[0],
+                self.pads[1], self.offset, self.row, self.taps)
 
 
 def _axis_taps(transposed: bool, size: int, kernel: int, stride: int, pad: int,
                dilation: int, out: int) -> tuple[int, int, list[list[tuple[int, int]]],
-                                                 np.ndarray]:
+                                                 tuple[int, int]]:
     """One axis of a `GatherPlan`: classes, step, per class the (input offset, kernel index)
-    pairs in ascending input order, and which outputs have all their taps inside."""
+    pairs in ascending input order, and the padding (before, after) that every tap of
+    every output needs to land inside."""
     if not transposed:  # i = o·stride − pad + k·dilation
         classes, step = 1, stride
         lists = [[(k * dilation - pad, k) for k in range(kernel)]]
@@ -344,23 +343,23 @@ def _axis_taps(transposed: bool, size: int, kernel: int, stride: int, pad: int,
         classes, step = stride, 1
         lists = [sorted(((r + pad - k * dilation) // stride, k) for k in range(kernel)
                         if (r + pad - k * dilation) % stride == 0) for r in range(stride)]
-    inside = np.array([all(0 <= (o // classes) * step + e < size for e, _ in lists[o % classes])
-                       for o in range(out)], np.bool_)
-    return classes, step, lists, inside
+    reached = [(o // classes) * step + e for o in range(out) for e, _ in lists[o % classes]]
+    return classes, step, lists, (max(0, -min(reached, default=0)),
+                                  max(0, max(reached, default=0) - size + 1))
 
 
 def gather_plan(transposed: bool, table_shape: tuple[int, ...], groups: int,
                 in_hw: tuple[int, int], out_hw: tuple[int, int], strides, pads, dilations
                 ) -> GatherPlan:
     kh, kw, units, rows, og = table_shape
-    cy, sy, ly, iny = _axis_taps(transposed, in_hw[0], kh, strides[0], pads[0], dilations[0],
-                                 out_hw[0])
-    cx, sx, lx, inx = _axis_taps(transposed, in_hw[1], kw, strides[1], pads[1], dilations[1],
-                                 out_hw[1])
+    cy, sy, ly, (top, bottom) = _axis_taps(transposed, in_hw[0], kh, strides[0], pads[0],
+                                           dilations[0], out_hw[0])
+    cx, sx, lx, (left, right) = _axis_taps(transposed, in_hw[1], kw, strides[1], pads[1],
+                                           dilations[1], out_hw[1])
+    width = in_hw[1] + left + right
     per_group = units // groups
     most = max(map(len, ly)) * max(map(len, lx)) * per_group
-    shape = (cy * cx, groups, most)
-    ey, ex, offset, row = (np.zeros(shape, np.int64) for _ in range(4))
+    offset, row = (np.zeros((cy * cx, groups, most), np.int64) for _ in range(2))
     taps = np.zeros(cy * cx, np.int64)
     for c in range(cy * cx):
         pairs = [(y, x) for y in ly[c // cx] for x in lx[c % cx]]
@@ -368,99 +367,101 @@ def gather_plan(transposed: bool, table_shape: tuple[int, ...], groups: int,
             units_g = range(g * per_group, (g + 1) * per_group)
             for t, ((dy, ky), (dx, kx), u) in enumerate(
                     (y, x, u) for y, x in pairs for u in units_g):
-                ey[c, g, t], ex[c, g, t] = dy, dx
-                offset[c, g, t] = (dy * in_hw[1] + dx) * units + u
+                offset[c, g, t] = (dy * width + dx) * units + u
                 row[c, g, t] = ((ky * kw + kx) * units + u) * rows * og
         taps[c] = len(pairs) * per_group
-    return GatherPlan(cy, cx, sy, sx, iny, inx, ey, ex, offset, row, taps)
+    return GatherPlan(cy, cx, sy, sx, (top, left, bottom, right), offset, row, taps)
 
 
 @nb.njit(cache=True, parallel=True)
-def _pattern_offsets(s, og):
+def _pattern_offsets(s, og, top, left, bottom, right):
     """Per unit of spikes (frames, H, W, units), the offset of its pattern's row in a tap's
     block of table rows, pattern · og (int32: the gather reads each unit once per tap that
-    reaches it; this computes its pattern once), and the number of active units."""
-    frames = s.shape[0]
-    sf = s.reshape(frames, -1)
-    offsets = np.empty(s.shape, np.int32)
-    of = offsets.reshape(frames, -1)
+    reaches it; this computes its pattern once), in a frame padded with silent units (offset
+    0) by top, left, bottom, right pixels; and the number of active units."""
+    frames, h, w, units = s.shape
+    hp, wp = h + top + bottom, w + left + right
+    offsets = np.empty((frames, hp, wp, units), np.int32)
+    sf, of = s.reshape(-1), offsets.reshape(-1)
+    inner, edge = w * units, left * units
     active = 0
-    for f in nb.prange(frames):
+    for fy in nb.prange(frames * hp):
+        f = fy // hp
+        y = fy - f * hp - top
+        out = np.uint64(fy * wp * units)
+        if y < 0 or y >= h:
+            of[out:out + np.uint64(wp * units)] = 0
+            continue
+        of[out:out + np.uint64(edge)] = 0
+        of[out + np.uint64(edge + inner):out + np.uint64(wp * units)] = 0
+        src = np.uint64((f * h + y) * inner)
+        dst = out + np.uint64(edge)
         n = 0
-        for i in range(sf.shape[1]):
-            p = _pattern(sf[f, i])
-            of[f, i] = p * og
+        for i in range(inner):
+            p = _pattern(sf[src + np.uint64(i)])
+            of[dst + np.uint64(i)] = p * og
             n += p != 0
         active += n
     return offsets, active
 
 
 @nb.njit(cache=True, parallel=True)
-def _gather(offsets, table, out, cy, cx, sy, sx, inside_y, inside_x, ey, ex, offset, row,
-            taps, lanes):
+def _gather(offsets, table, out, cy, cx, sy, sx, top, left, offset, row, taps, lanes):
     """The sums of `_scatter`, output pixel by output pixel (`GatherPlan`): each output
     row of og channels accumulates its taps' table rows in registers, silent units included
     (their −0.0 rows add nothing), with no branch on the spikes and one write. `offsets`:
-    the units' `_pattern_offsets`. Inside the input, four pixels of a class at once
+    the units' `_pattern_offsets`, padded as the plan says. Four pixels of a class at once
     (independent sums); parallel over output rows. Unsigned indices spare numba's
     negative-index fix-ups."""
-    frames, h, wd, units = offsets.shape
+    frames, hp, wp, units = offsets.shape
     og = table.shape[-1]
     _, ho, wo, cout = out.shape
-    groups = ey.shape[1]
+    groups = offset.shape[1]
     flat, tab, po = out.reshape(-1), table.reshape(-1), offsets.reshape(-1)
     n = len(lanes)
+    di, do = np.uint64(sx * units), cx * cout
     for fy in nb.prange(frames * ho):
         f = fy // ho
         oy = fy - f * ho
         qy = oy // cy
         c0 = (oy - qy * cy) * cx
+        row0 = (f * hp + qy * sy + top) * wp + left
         for rx in range(cx):
             c = c0 + rx
             nt = taps[c]
             nq = (wo - rx + cx - 1) // cx
-            qx = 0
-            while qx < nq:
-                ox = qx * cx + rx
-                at0 = ((f * ho + oy) * wo + ox) * cout
-                base = ((f * h + qy * sy) * wd + qx * sx) * units
-                if inside_y[oy] and qx + 3 < nq and inside_x[ox] and inside_x[ox + 3 * cx]:
-                    di, do = np.uint64(sx * units), cx * cout
-                    for g in range(groups):
-                        for k in range(0, og, n):
-                            at = at0 + g * og + k
-                            a0 = vload(flat, at, lanes)
-                            a1 = vload(flat, at + do, lanes)
-                            a2 = vload(flat, at + 2 * do, lanes)
-                            a3 = vload(flat, at + 3 * do, lanes)
-                            for t in range(nt):
-                                i = np.uint64(base + offset[c, g, t])
-                                r = row[c, g, t] + k
-                                a0 = vadd(a0, vload(tab, r + po[i], lanes))
-                                a1 = vadd(a1, vload(tab, r + po[i + di], lanes))
-                                a2 = vadd(a2, vload(tab, r + po[i + 2 * di], lanes))
-                                a3 = vadd(a3, vload(tab, r + po[i + 3 * di], lanes))
-                            vstore(flat, at, a0)
-                            vstore(flat, at + do, a1)
-                            vstore(flat, at + 2 * do, a2)
-                            vstore(flat, at + 3 * do, a3)
-                    qx += 4
-                    continue
-                inside = inside_y[oy] and inside_x[ox]
+            for qx in range(0, nq - 3, 4):
+                at0 = ((f * ho + oy) * wo + qx * cx + rx) * cout
+                base = (row0 + qx * sx) * units
+                for g in range(groups):
+                    for k in range(0, og, n):
+                        at = at0 + g * og + k
+                        a0 = vload(flat, at, lanes)
+                        a1 = vload(flat, at + do, lanes)
+                        a2 = vload(flat, at + 2 * do, lanes)
+                        a3 = vload(flat, at + 3 * do, lanes)
+                        for t in range(nt):
+                            i = np.uint64(base + offset[c, g, t])
+                            r = row[c, g, t] + k
+                            a0 = vadd(a0, vload(tab, r + po[i], lanes))
+                            a1 = vadd(a1, vload(tab, r + po[i + di], lanes))
+                            a2 = vadd(a2, vload(tab, r + po[i + 2 * di], lanes))
+                            a3 = vadd(a3, vload(tab, r + po[i + 3 * di], lanes))
+                        vstore(flat, at, a0)
+                        vstore(flat, at + do, a1)
+                        vstore(flat, at + 2 * do, a2)
+                        vstore(flat, at + 3 * do, a3)
+            for qx in range(nq - nq % 4, nq):
+                at0 = ((f * ho + oy) * wo + qx * cx + rx) * cout
+                base = (row0 + qx * sx) * units
                 for g in range(groups):
                     for k in range(0, og, n):
                         at = at0 + g * og + k
                         acc = vload(flat, at, lanes)
                         for t in range(nt):
-                            if not inside:
-                                iy = qy * sy + ey[c, g, t]
-                                ix = qx * sx + ex[c, g, t]
-                                if iy < 0 or iy >= h or ix < 0 or ix >= wd:
-                                    continue
-                            r = row[c, g, t] + k + po[base + offset[c, g, t]]
-                            acc = vadd(acc, vload(tab, r, lanes))
+                            i = np.uint64(base + offset[c, g, t])
+                            acc = vadd(acc, vload(tab, row[c, g, t] + k + po[i], lanes))
                         vstore(flat, at, acc)
-                qx += 1
 
 
 class _ConvEvents(Synapse):
@@ -489,16 +490,16 @@ class _ConvEvents(Synapse):
 
     def measure(self, s: np.ndarray) -> tuple[int, int, object]:
         units = self.units(s)
-        offsets, active = _pattern_offsets(units, self.spikes.shape[-1])
-        return active, units.size, offsets
+        plan = self.plan(units.shape[1:3], channels_last(self.op.result.type.shape[1:])[:2])
+        offsets, active = _pattern_offsets(units, self.spikes.shape[-1], *plan.pads)
+        return active, units.size, (plan, offsets)
 
-    def _events(self, s: np.ndarray, out: np.ndarray, activity: float, offsets) -> None:
-        units = self.units(s)
+    def _events(self, s: np.ndarray, out: np.ndarray, activity: float, measured) -> None:
+        plan, offsets = measured
         if activity >= GATHER_ACTIVITY[self.scatter_kind()]:
-            _gather(offsets, self.spikes, out,
-                    *self.plan(units.shape[1:3], out.shape[1:3]).args(), self.lanes)
+            _gather(offsets, self.spikes, out, *plan.args(), self.lanes)
         else:
-            self._scatter(units, out)
+            self._scatter(self.units(s), out)
 
     def _scatter(self, units: np.ndarray, out: np.ndarray) -> None:
         raise NotImplementedError
