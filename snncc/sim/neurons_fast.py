@@ -43,10 +43,12 @@ def _block_range(b: int, per_image: int, blocks_per_image: int) -> tuple[int, in
 @nb.njit(cache=True, inline="always")
 def _float_steps(qb, out, vb, cb, nb_, bb, rb, threshold32, threshold64, reset_zero, keep32,
                  d32, keep_c32, filtered, refractory):
-    """One step of one block of float neurons (`float_scan`). `filtered` and `refractory`
-    arrive as constants from the call sites, so that each case compiles to a loop without
-    conditional loads or stores, which LLVM vectorizes; the rest is branch-free: the leak
-    always multiplies (by 1.0 for IF: exact), both resets are computed and one selected."""
+    """One step of one block of float neurons (`float_scan`). `filtered` arrives as a
+    constant from the call sites, so that each case compiles to a loop without conditional
+    loads or stores, which LLVM vectorizes (`refractory` stays a run-time value: compiled
+    per case as well, it cost 2 s more compilation and no measured speed); the rest is
+    branch-free: the leak always multiplies (by 1.0 for IF: exact), both resets are
+    computed and one selected."""
     for n in range(qb.shape[0]):
         x = qb[n]
         qb[n] = 0.0
@@ -84,18 +86,12 @@ def float_scan(q, spikes, v, current, ref, counts, bias, threshold32, threshold6
         rb = ref[i if refractory else 0, lo:hi]
         for t in range(steps):
             qb, out = q[t, i, lo:hi], spikes[t, i, lo:hi]
-            if filtered and refractory:
+            if filtered:
                 _float_steps(qb, out, vb, cb, nb_, bb, rb, threshold32, threshold64,
                              reset_zero, keep32, d32, keep_c32, True, refractory)
-            elif filtered:
-                _float_steps(qb, out, vb, cb, nb_, bb, rb, threshold32, threshold64,
-                             reset_zero, keep32, d32, keep_c32, True, 0)
-            elif refractory:
-                _float_steps(qb, out, vb, cb, nb_, bb, rb, threshold32, threshold64,
-                             reset_zero, keep32, d32, keep_c32, False, refractory)
             else:
                 _float_steps(qb, out, vb, cb, nb_, bb, rb, threshold32, threshold64,
-                             reset_zero, keep32, d32, keep_c32, False, 0)
+                             reset_zero, keep32, d32, keep_c32, False, refractory)
 
 
 @nb.njit(cache=True, inline="always")
