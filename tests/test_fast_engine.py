@@ -123,6 +123,17 @@ def test_dense_networks_are_bit_exact(neuron, reset, tau_s, refractory, mode):
     assert fast.stats["layers"]["b"]["spikes"] > 0
 
 
+def test_one_step_chunks_are_ordinary_chunks():
+    """Frames at consecutive steps make chunks of one step. The float scan once took a
+    one-step input for the input population's constant image and did not consume it,
+    leaving it in the shared input buffer for the next population (`ideal` mode only)."""
+    x = np.random.default_rng(2).random((4, 2, 6, 6)).astype(np.float32)
+    for mode in ("ideal", "loihi"):
+        ref, fast = _both(_dense_network(IF, "subtract", 0.0, 0), x, mode, 30,
+                          frames=[10, 11, 12, 30])
+        _assert_identical(ref, fast)
+
+
 SYNAPSE_OPS = [
     (Conv2d, (3, 4, 3, 3), Conv2d.Attrs, {"pads": (1, 0, 2, 1), "strides": (2, 1)}),
     (Conv2d, (4, 2, 3, 2), Conv2d.Attrs, {"dilations": (2, 1), "groups": 2}),
