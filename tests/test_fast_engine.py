@@ -123,6 +123,17 @@ def test_dense_networks_are_bit_exact(neuron, reset, tau_s, refractory, mode):
     assert fast.stats["layers"]["b"]["spikes"] > 0
 
 
+def test_one_step_chunks_are_ordinary_chunks():
+    """Frames at consecutive steps make chunks of one step. The float scan once took a
+    one-step input for the input population's constant image and did not consume it,
+    leaving it in the shared input buffer for the next population (`ideal` mode only)."""
+    x = np.random.default_rng(2).random((4, 2, 6, 6)).astype(np.float32)
+    for mode in ("ideal", "loihi"):
+        ref, fast = _both(_dense_network(IF, "subtract", 0.0, 0), x, mode, 30,
+                          frames=[10, 11, 12, 30])
+        _assert_identical(ref, fast)
+
+
 SYNAPSE_OPS = [
     (Conv2d, (3, 4, 3, 3), Conv2d.Attrs, {"pads": (1, 0, 2, 1), "strides": (2, 1)}),
     (Conv2d, (4, 2, 3, 2), Conv2d.Attrs, {"dilations": (2, 1), "groups": 2}),
@@ -162,6 +173,41 @@ def test_both_synapse_paths_equal_the_reference_kernel(cls, shape, attrs, kw, de
         out = np.zeros((9, *syn.out_shape()), np.float32)
         assert syn.run(np.ascontiguousarray(to_channels_last(spikes)), out, path) == path
         np.testing.assert_array_equal(to_channels_first(out), want)
+
+
+@pytest.mark.parametrize("cls, shape, attrs, kw", SYNAPSE_OPS)
+def test_scatter_and_gather_add_the_same_floats_in_the_same_order(cls, shape, attrs, kw,
+                                                                   monkeypatch):
+    """The events path's two kernels on float weights and a nonzero start: bit-identical
+    sums, signs of zero included (the gather adds silent units' −0.0 rows), at any
+    density; and the analog kernel's sums within rounding."""
+    rng = np.random.default_rng(13)
+    g = Graph("syn")
+    c = shape[1] * kw.get("groups", 1) if cls is Conv2d else shape[0]
+    x = g.add_input("x", TensorType((1, c, 7, 6)))
+    weight = rng.standard_normal(shape).astype(np.float32)
+    op = g.add(cls, [x], attrs(g.weights.add("w", weight), **kw), name="s").owner
+    fn = kernels.conv2d if cls is Conv2d else kernels.conv_transpose2d
+    extra = ("output_padding",) if cls is ConvTranspose2d else ()
+    syn = SYNAPSES[cls](op, weight)
+    for density in (0.0, 0.05, 0.5, 1.0):
+        spikes = (rng.random((5, c, 7, 6)) < density).astype(np.uint8)
+        frames = np.ascontiguousarray(to_channels_last(spikes))
+        start = np.zeros((5, *syn.out_shape()), np.float32)
+        start[..., ::2] = -0.0
+        start[:, 1] = rng.standard_normal(start.shape[2:])
+        outs = []
+        for share in (2.0, 0.0):  # every unit scatters, every unit gathers
+            monkeypatch.setattr(synapses, "GATHER_ACTIVITY", dict.fromkeys(
+                synapses.GATHER_ACTIVITY, share))
+            out = start.copy()
+            syn.events(frames, out)
+            outs.append(out)
+        np.testing.assert_array_equal(outs[0], outs[1])
+        np.testing.assert_array_equal(np.signbit(outs[0]), np.signbit(outs[1]))
+        want = fn(spikes, weight, None, op.attrs.strides, op.attrs.pads, op.attrs.dilations,
+                  *(getattr(op.attrs, e) for e in extra), op.attrs.groups)
+        np.testing.assert_allclose(to_channels_first(outs[0] - start), want, atol=1e-5)
 
 
 def test_dense_synapse_paths_agree():
@@ -233,3 +279,24 @@ def test_counts_from_a_step_are_bit_exact():
                                       runs[1].stats["counts"][name])
     assert runs[1].stats["counts"][names[1]].sum() > 0
     assert not runs[1].stats["counts"][names[2]].any()
+
+
+def test_float32_bias_adds_give_the_references_float64_sums():
+    """The engine adds a float population's bias in float32 where every value is a float32
+    (`_float_bias`); the reference adds it in float64 and rounds. Equal: rounding a sum of
+    two float32s through float64 first is innocuous (53 ≥ 2·24 + 2 bits), subnormals,
+    ties and overflow included."""
+    from snncc.sim.engine import _float_bias
+
+    rng = np.random.default_rng(3)
+    bits = rng.integers(0, 2**32, (2, 1 << 20), dtype=np.uint64).astype(np.uint32)
+    a, b = bits.view(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        b[: 1 << 16] = -a[: 1 << 16] * np.float32(1 + 2**-23)  # cancellations, near-ties
+        b[1 << 16: 1 << 18] = a[1 << 16: 1 << 18] * rng.uniform(-2, 2, 3 << 16).astype(
+            np.float32)  # close exponents
+        finite = np.isfinite(a) & np.isfinite(b)
+        a, b = a[finite], b[finite]
+        np.testing.assert_array_equal((a.astype(np.float64) + b).astype(np.float32), a + b)
+    assert _float_bias(b.astype(np.float64)).dtype == np.float32
+    assert _float_bias(np.array([0.1, 0.5])).dtype == np.float64

@@ -5,14 +5,16 @@
 
 On `--crops` seeded 64×64 crops of each of 4 validation slices (20–23; 32 by default),
 with the `ideal` and `loihi` pipelines of bench_spiking.py, it prints per image·timestep
-((wall at T1 − wall at T0) / ((T1 − T0) · N), so setup is left out) for the fast engine
-and the step-by-step reference, onnxruntime's time per inference (one image at a time) on
-the same crops, the fast engine's and nengo-loihi's emulator's time per step at batch 1
+((wall at T1 − wall at T0) / ((T1 − T0) · N), so setup is left out; the fast engine's
+walls are the best of 2 runs) for the fast engine and the step-by-step reference,
+onnxruntime's time per inference (one image at a time) on the same crops (the faster of
+its default spinning threads and sleeping ones: on a loaded machine the default is up to
+twice as slow), the fast engine's and nengo-loihi's emulator's time per step at batch 1
 (the emulator both over its first steps, as issue #12 measured it, and past the readout
-delay, the span the fast engine's figure covers),
-and peak memory (tracemalloc: numpy's arrays) of the fast engine on the crops and on a
-whole 512×512 slice (64 tiles) at T = 200. Ratios are against the baselines measured in
-this run: on a shared machine only they are comparable between runs.
+delay, the span the fast engine's figure covers), and peak memory (tracemalloc: numpy's
+arrays) of the fast engine on the crops and on a whole 512×512 slice (64 tiles) at
+T = 200. Ratios are against the baselines measured in this run: on a shared machine only
+they are comparable between runs.
 """
 
 from __future__ import annotations
@@ -25,20 +27,40 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 from bench_spiking import DATA, IDEAL, LOIHI, ROOT, ann, compile_graph, crops
 
 from snncc.data.images import load_labelled, tile_origins
 from snncc.sim.spiking import readout_delay, run_spiking
 
 
-def per_step(run: Callable[[int], object], t0: int, t1: int) -> float:
-    """Seconds per step: the difference of a T1 and a T0 run over T1 − T0."""
+def per_step(run: Callable[[int], object], t0: int, t1: int, repeats: int = 1) -> float:
+    """Seconds per step: the difference of a T1 and a T0 run over T1 − T0, each the best
+    of `repeats` runs."""
     seconds = []
     for t in (t0, t1):
-        start = time.perf_counter()
-        run(t)
-        seconds.append(time.perf_counter() - start)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            run(t)
+            best = min(best, time.perf_counter() - start)
+        seconds.append(best)
     return (seconds[1] - seconds[0]) / (t1 - t0)
+
+
+def ort_sleeping(model: Path, x: np.ndarray) -> float:
+    """`ann`'s seconds per inference with onnxruntime's threads sleeping instead of spinning
+    between runs: on a loaded machine spinning threads wait for each other a scheduler time
+    slice at a time, as the engine's did before it set OMP_WAIT_POLICY (`snncc.sim`)."""
+    opts = ort.SessionOptions()
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = ort.InferenceSession(str(model), opts, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    session.run(None, {name: x[:1]})
+    start = time.perf_counter()
+    for i in range(len(x)):
+        session.run(None, {name: x[i:i + 1]})
+    return (time.perf_counter() - start) / len(x)
 
 
 def peak_bytes(run: Callable[[], object]) -> int:
@@ -93,9 +115,12 @@ def main() -> None:
     stats = args.model.with_suffix(".stats.json")
     x = crops((20, 21, 22, 23), args.crops, seed=0).images
     n = len(x)
-    ort_s = min(ann(args.model, x)[1] for _ in range(3))
+    spinning = min(ann(args.model, x)[1] for _ in range(3))
+    sleeping = min(ort_sleeping(args.model, x) for _ in range(3))
+    ort_s = min(spinning, sleeping)
     print(f"model {args.model}, {n} crops 64x64; onnxruntime {ort_s * 1e3:.3f} ms per "
-          "inference (one image at a time, best of 3 passes); load average "
+          f"inference (one image at a time, best of 3 passes; {spinning * 1e3:.3f} with its "
+          f"default spinning threads, {sleeping * 1e3:.3f} with sleeping ones); load average "
           f"{os.getloadavg()[0]:.1f}")
     print(f"\n{'':42s}{'ms / image·step':>16s}")
 
@@ -109,7 +134,7 @@ def main() -> None:
         first = readout_delay(g) + 1
         run_spiking(g, [x[:2]], mode, timesteps=first)  # compiles the kernels
         fast = per_step(lambda t, g=g, mode=mode: run_spiking(
-            g, [x], mode, timesteps=t, batch_size=n), first + 10, first + 110) / n
+            g, [x], mode, timesteps=t, batch_size=n), first + 10, first + 110, 2) / n
         row(f"fast engine, {mode}, batch {n}", fast, f"{fast / ort_s:.2f}x onnxruntime")
         if not args.no_reference:
             ref = per_step(lambda t, g=g, mode=mode: run_spiking(
@@ -120,7 +145,7 @@ def main() -> None:
     g = graphs["loihi"]
     first = readout_delay(g) + 1
     one = per_step(lambda t: run_spiking(g, [x[:1]], "loihi", timesteps=t), first,
-                   first + 100)
+                   first + 100, 2)
     row("fast engine, loihi, batch 1, per step", one, "")
     if not args.no_emulator:
         early, late = emulator_steps(args.model, x[:1])

@@ -57,6 +57,16 @@ def _per_image(x: np.ndarray | float, shape: tuple[int, ...], dtype) -> np.ndarr
     return np.ascontiguousarray(to_channels_last(full[None])[0], dtype).reshape(-1)
 
 
+def _float_bias(bias: np.ndarray) -> np.ndarray:
+    """A float population's bias as its scan adds it: float32 where every value is one
+    (biases made of float32 weights), else float64. The reference adds it in float64 and
+    rounds to float32 (numpy's `v += bias`); for float32 v and bias that equals the float32
+    sum exactly (rounding twice through float64 is innocuous for sums of float32s, as
+    53 ≥ 2·24 + 2 bits), and float32 adds vectorize twice as wide."""
+    narrow = bias.astype(np.float32)
+    return narrow if np.array_equal(narrow.astype(np.float64), bias) else bias
+
+
 def _frames_last(x: np.ndarray) -> np.ndarray:
     """Canonical (N, ...) rows → contiguous channels-last rows."""
     return np.ascontiguousarray(to_channels_last(x))
@@ -117,10 +127,10 @@ def _node(graph: Graph, op: Op, images: int, mode: str, plan: RunPlan) -> _Node:
                       "counts": counts}, np.zeros(blocks, np.int64))
     assert isinstance(neurons, FloatNeurons)
     d = neurons.filter_d
-    params = (_per_image(neurons.bias, shape, np.float64), np.float32(neurons.threshold),
+    params = (_float_bias(_per_image(neurons.bias, shape, np.float64)),
+              np.float32(neurons.threshold),
               float(neurons.threshold), bool(neurons.reset_to_zero), np.float32(neurons.keep),
-              neurons.keep != 1.0, np.float32(d), np.float32(1.0 - d), d != 1.0,
-              int(neurons.refractory))
+              np.float32(d), np.float32(1.0 - d), d != 1.0, int(neurons.refractory))
     current = np.zeros((images, n) if d != 1.0 else (1, 0), np.float32)
     return _Node(op, images, n, "float", params,
                  {"v": v.astype(np.float32), "current": current, "ref": ref,
@@ -199,11 +209,11 @@ def _run_chunk(p: _Pass, env: dict[int, np.ndarray], t0: int, steps: int) -> Non
             continue
         node = p.nodes[key]
         spikes = p.spikes[key][1:steps + 1] if key in p.spikes else None
-        if isinstance(op, SpikeInput):
-            image = _frames_last(env[id(op.inputs[0])]).reshape(1, p.images, node.n)
-            node.scan(image, spikes, 0)
-            continue
         q = p.q[:steps * p.images * node.n].reshape(steps, p.images, node.n)  # zeros
+        if isinstance(op, SpikeInput):  # the same image every step
+            q[:] = _frames_last(env[id(op.inputs[0])]).reshape(1, p.images, node.n)
+            node.scan(q, spikes, 0)
+            continue
         shape = channels_last(op.result.type.shape[1:])
         for v in op.inputs:
             if id(v) in p.const:

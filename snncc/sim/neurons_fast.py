@@ -2,11 +2,9 @@
 time chunk.
 
 Each kernel scans a population's neurons over the steps of a chunk, given the summed
-synaptic input of every step (`q`, float32, shape (steps, images, neurons per image); a
-single row of steps means the same input every step, the host input population's image).
-Kernels zero the per-step input they consume (all of `q` but a single row), so that the
-engine's input buffer is clean for the next population without a separate pass over a
-buffer larger than the caches.
+synaptic input of every step (`q`, float32, shape (steps, images, neurons per image)).
+Kernels zero the per-step input they consume, so that the engine's input buffer is clean
+for the next population without a separate pass over a buffer larger than the caches.
 It keeps the state (voltage, filtered current, refractory count, spike count) in one array
 each, writes the spikes (uint8), and does, per neuron and step, exactly the operations of
 `snncc.sim.dynamics` (`FloatNeurons`, `LoihiNeurons`) in the same order and precision, so
@@ -14,13 +12,14 @@ the engine agrees with the step-by-step reference bit for bit on the same inputs
 
 - float: float32 arithmetic, the constants rounded to float32 as numpy rounds a Python
   float against a float32 array; the bias added in float64 and rounded (numpy's in-place
-  `v += bias` with a float64 bias); the threshold compared in float32; a soft reset
-  subtracts the float64 threshold and rounds;
+  `v += bias` with a float64 bias; in float32 where the bias values are float32s, which
+  gives the same sums); the threshold compared in float32; a soft reset subtracts the
+  float64 threshold and rounds;
 - loihi: integers, with the wrap-arounds counted.
 
 Threads: the neurons are split into blocks of `BLOCK` neurons of one image, run in
 parallel (numba `prange`, all cores); each block loops over the steps, its state staying
-in cache.
+in the L1 cache (512 neurons: the float scan 10 % faster than with 4096).
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ import numpy as np
 
 from snncc.hw.loihi.formats import DECAY_BITS, Q_BITS, U_BITS, V_MAX
 
-BLOCK = 4096  # neurons per parallel task
+BLOCK = 512  # neurons per parallel task: their state stays in L1 over the steps
 
 
 @nb.njit(cache=True, inline="always")
@@ -41,15 +40,44 @@ def _block_range(b: int, per_image: int, blocks_per_image: int) -> tuple[int, in
     return image, lo, min(per_image, lo + BLOCK)
 
 
+@nb.njit(cache=True, inline="always")
+def _float_steps(qb, out, vb, cb, nb_, bb, rb, threshold32, threshold64, reset_zero, keep32,
+                 d32, keep_c32, filtered, refractory):
+    """One step of one block of float neurons (`float_scan`). `filtered` arrives as a
+    constant from the call sites, so that each case compiles to a loop without conditional
+    loads or stores, which LLVM vectorizes (`refractory` stays a run-time value: compiled
+    per case as well, it cost 2 s more compilation and no measured speed); the rest is
+    branch-free: the leak always multiplies (by 1.0 for IF: exact), both resets are
+    computed and one selected."""
+    for n in range(qb.shape[0]):
+        x = qb[n]
+        qb[n] = 0.0
+        if filtered:
+            x = np.float32(cb[n] * keep_c32) + np.float32(d32 * x)
+            cb[n] = x
+        vn = np.float32(vb[n] * keep32)
+        vn = np.float32(vn + x)
+        vn = np.float32(vn + bb[n])  # in float64 if bb is (`float_scan`)
+        if refractory:
+            vn = np.float32(0.0) if rb[n] > 0 else vn
+        fired = vn >= threshold32
+        nb_[n] += fired
+        reset = np.float32(0.0) if reset_zero else np.float32(np.float64(vn) - threshold64)
+        vb[n] = reset if fired else vn
+        if refractory:
+            rb[n] = max((refractory + 1 if fired else rb[n]) - 1, 0)
+        out[n] = fired
+
+
 @nb.njit(cache=True, parallel=True)
 def float_scan(q, spikes, v, current, ref, counts, bias, threshold32, threshold64,
-               reset_zero, keep32, leaky, d32, keep_c32, filtered, refractory):
-    """Float IF/LIF over `spikes.shape[0]` steps; q: (steps or 1, images, n), state: (images,
-    n), bias: (n,) float64; `current` and `ref` may be (1, 0) when unused. Writes `spikes`,
-    the state and `counts`."""
+               reset_zero, keep32, d32, keep_c32, filtered, refractory):
+    """Float IF/LIF over the steps of q: (steps, images, n), state: (images, n), bias: (n,)
+    float64, or float32 where that gives the same sums (the engine's `_float_bias`);
+    `current` and `ref` may be (1, 0) when unused. Writes `spikes`, the state and `counts`;
+    keep32 is 1.0 for IF neurons (v·1.0 = v exactly)."""
     steps, images, per_image = spikes.shape
     blocks_per_image = (per_image + BLOCK - 1) // BLOCK
-    constant = q.shape[0] == 1
     for b in nb.prange(images * blocks_per_image):
         # block views indexed from 0: numba then knows no index is negative and vectorizes
         i, lo, hi = _block_range(b, per_image, blocks_per_image)
@@ -57,32 +85,13 @@ def float_scan(q, spikes, v, current, ref, counts, bias, threshold32, threshold6
         cb = current[i if filtered else 0, lo:hi]
         rb = ref[i if refractory else 0, lo:hi]
         for t in range(steps):
-            qb = q[0 if constant else t, i, lo:hi]
-            out = spikes[t, i, lo:hi]
-            for n in range(hi - lo):
-                x = qb[n]
-                if not constant:
-                    qb[n] = 0.0
-                if filtered:
-                    x = np.float32(cb[n] * keep_c32) + np.float32(d32 * x)
-                    cb[n] = x
-                vn = vb[n]
-                if leaky:
-                    vn = np.float32(vn * keep32)
-                vn = np.float32(vn + x)
-                vn = np.float32(np.float64(vn) + bb[n])
-                if refractory:
-                    vn = np.float32(0.0) if rb[n] > 0 else vn
-                fired = vn >= threshold32
-                nb_[n] += fired
-                if reset_zero:
-                    vn = np.float32(0.0) if fired else vn
-                else:
-                    vn = np.float32(np.float64(vn) - threshold64) if fired else vn
-                if refractory:
-                    rb[n] = max((refractory + 1 if fired else rb[n]) - 1, 0)
-                vb[n] = vn
-                out[n] = fired
+            qb, out = q[t, i, lo:hi], spikes[t, i, lo:hi]
+            if filtered:
+                _float_steps(qb, out, vb, cb, nb_, bb, rb, threshold32, threshold64,
+                             reset_zero, keep32, d32, keep_c32, True, refractory)
+            else:
+                _float_steps(qb, out, vb, cb, nb_, bb, rb, threshold32, threshold64,
+                             reset_zero, keep32, d32, keep_c32, False, refractory)
 
 
 @nb.njit(cache=True, inline="always")

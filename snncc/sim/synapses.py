@@ -7,19 +7,27 @@ paths that accumulate the same sums into an output buffer:
 
 - `dense`: the convolution as one big matrix product over all frames (im2col in frame
   blocks of at most `BLOCK_BYTES`, then BLAS);
-- `events`: a compiled scatter over the active inputs only, parallel over frames. Where the
-  input channels per group are a multiple of 8, a pixel's 8 channels are read as one
-  64-bit word: silent words are skipped, and an active word's spike pattern (one byte)
-  indexes a table of its summed weights per tap (`byte_table`), so that one row add
-  covers all of its spikes (in stride-1 convolutions, one add covers a kernel row's taps
-  too: `row_table`); otherwise each spike adds its weights.
+- `events`: compiled kernels driven by a table of summed weights (`spike_table`): per tap,
+  unit of input spikes and spike pattern, the weights that pattern adds. Where the input
+  channels per group are a multiple of 8, a unit is a pixel's 8 channels read as one
+  64-bit word, and its pattern (one byte) indexes 256 rows per tap (`byte_table`), so that
+  one row add covers all of its spikes; otherwise a unit is one channel (2 rows: silent,
+  its weights). Convolutions (and transposed ones) take one of two kernels, by the share
+  of active units in the frames: below `GATHER_ACTIVITY`, `_scatter` skips silent units
+  and adds each active one's rows into its outputs (stride-1 convolutions of one group add
+  a kernel row's taps at once, `_scatter_rows`); from it on, `_gather` sums each output
+  pixel's taps in registers, silent units included (their rows are −0.0, which adds
+  nothing), with no branch on the spikes. Both add the same rows in the same order (the
+  input's raster order), so they give identical sums. Row adds are explicit vectors
+  (`snncc.sim.simd`): numba's loop vectorizer handles short rows poorly.
 
 `Synapse.run` picks by the density measured on the frames it is given: `events` up to
-`EVENT_DENSITY` (per spike) or `BYTE_EVENT_DENSITY` (by bytes: always, as it costs less
+`EVENT_DENSITY` (per spike) or `BYTE_EVENT_DENSITY` (by words: always, as it costs less
 than the matrix product even when every input fires). With integer-valued weights
 (`loihi` mode) both paths give exactly the reference's sums (the table's entries are exact
 sums of integer weights too); with float weights they round differently (summation order).
-Threads: BLAS's for `dense`, numba's (`prange` over frames) for `events`.
+Threads: BLAS's for `dense`, numba's for `events` (`prange` over frames, or over output
+rows for the gather).
 """
 
 from __future__ import annotations
@@ -29,11 +37,14 @@ from dataclasses import dataclass
 
 import numba as nb
 import numpy as np
+from numba import types
+from numba.extending import overload
 from numpy.lib.stride_tricks import sliding_window_view
 
 from snncc.ir.dispatch import OpTable
 from snncc.ir.op import Op
 from snncc.ir.ops import Conv2d, ConvTranspose2d, Dense, SparseMap
+from snncc.sim.simd import MAX_LANES, row_lanes, vadd, vload, vstore
 
 BLOCK_BYTES = 64 << 20  # float32 im2col / scatter scratch per frame block
 # Up to these shares of active inputs, scatter the events rather than multiply densely:
@@ -41,6 +52,11 @@ BLOCK_BYTES = 64 << 20  # float32 im2col / scatter scratch per frame block
 # 8-10× faster than the matrix product at every density on the U-Net's layer shapes).
 EVENT_DENSITY = 0.7
 BYTE_EVENT_DENSITY = 1.0
+# From this share of active units on, a convolution's events path gathers per output pixel
+# rather than scattering per active unit, by the scatter it would use: per tap, by kernel
+# row (stride 1, one group) over up to 8 channels, by kernel row over more (long row adds
+# make the scatter cheaper). Measured crossovers on the U-Net's layers, both modes.
+GATHER_ACTIVITY = {"taps": 0.2, "rows": 0.25, "wide rows": 0.5}
 PACK = np.uint64(0x0102040810204080)  # (word · PACK) >> 56: 8 bytes of 0/1 → 8 bits
 
 
@@ -55,22 +71,41 @@ class Synapse:
         """Per-frame output shape, channels last."""
         return channels_last(self.op.result.type.shape[1:])
 
+    def units(self, s: np.ndarray) -> np.ndarray:
+        """The frames as the events path reads them: uint64 words of 8 spikes where the op
+        has a byte table, else the spikes themselves."""
+        return np.ascontiguousarray(s).view(np.uint64) if self.table is not None else s
+
+    def measure(self, s: np.ndarray) -> tuple[int, int, object]:
+        """Active units in the frames, units, and whatever the events path can reuse."""
+        units = self.units(s)
+        return np.count_nonzero(units), units.size, None
+
     def run(self, s: np.ndarray, out: np.ndarray, path: str | None = None) -> str:
         """Add the synaptic input of spike frames `s` (uint8) to `out` (float32); return the
         path taken (`path` forces one)."""
+        active, size, measured = self.measure(s)
         if path is None:
-            active = np.count_nonzero(s)
             if not active:
                 return "none"
             most = BYTE_EVENT_DENSITY if self.table is not None else EVENT_DENSITY
-            path = "events" if active <= most * s.size else "dense"
-        (self.events if path == "events" else self.dense)(s, out)
+            path = "events" if active <= most * size else "dense"
+        if path == "events":
+            self._events(s, out, active / max(size, 1), measured)
+        else:
+            self.dense(s, out)
         return path
+
+    def events(self, s: np.ndarray, out: np.ndarray) -> None:
+        """The events path alone."""
+        active, size, measured = self.measure(s)
+        self._events(s, out, active / max(size, 1), measured)
 
     def dense(self, s: np.ndarray, out: np.ndarray) -> None:
         raise NotImplementedError
 
-    def events(self, s: np.ndarray, out: np.ndarray) -> None:
+    def _events(self, s: np.ndarray, out: np.ndarray, activity: float, measured) -> None:
+        """The events path, given `measure`'s share of active units and its by-product."""
         raise NotImplementedError
 
 
@@ -125,31 +160,6 @@ def _add_row(out, w, og):
 
 
 @nb.njit(cache=True, parallel=True)
-def _tap_events(s, w, out, ytab, xtab, cg):
-    """out[f, oy, ox, g·og:(g + 1)·og] += w[ky, kx, ci] for every spike s[f, iy, ix, ci],
-    where oy = ytab[iy, ky] and ox = xtab[ix, kx] (−1: none); g = ci // cg. Convolutions
-    and transposed ones differ only in their tables."""
-    frames, h, wd, c = s.shape
-    kh, kw, _, og = w.shape
-    for f in nb.prange(frames):
-        for iy in range(h):
-            for ix in range(wd):
-                pixel = s[f, iy, ix]
-                for ci in range(c):
-                    if not pixel[ci]:
-                        continue
-                    g0 = (ci // cg) * og
-                    for ky in range(kh):
-                        oy = ytab[iy, ky]
-                        if oy < 0:
-                            continue
-                        for kx in range(kw):
-                            ox = xtab[ix, kx]
-                            if ox >= 0:
-                                _add_row(out[f, oy, ox, g0:], w[ky, kx, ci], og)
-
-
-@nb.njit(cache=True, parallel=True)
 def _dense_events(s, w, out):
     """out[f, :] += w[i, :] for every spike s[f, i]."""
     frames, n_in = s.shape
@@ -174,42 +184,6 @@ def byte_table(w: np.ndarray, cg: int) -> np.ndarray | None:
     return np.ascontiguousarray(table, np.float32)
 
 
-@nb.njit(cache=True, parallel=True)
-def _byte_events(s, table, out, ytab, xtab, cg):
-    """`_tap_events` 8 channels at a time: s is (frames, H, W, C/8) uint64 words of 8
-    spikes; each active word adds its pattern's table row (C_out/groups summed weights)
-    per tap. Slices and loop counters index everything, so that numba's negative-index
-    checks drop out and the row adds vectorize."""
-    frames, h, wd, words = s.shape
-    kh, kw, _, _, og = table.shape
-    _, ho, wo, cout = out.shape
-    per_group = cg // 8
-    flat = out.reshape(frames, ho * wo * cout)
-    for f in nb.prange(frames):
-        of = flat[f]
-        for iy in range(h):
-            yt = ytab[iy]
-            for ix in range(wd):
-                pixel = s[f, iy, ix]
-                xt = xtab[ix]
-                for j in range(words):
-                    word = pixel[j]
-                    if word == np.uint64(0):
-                        continue
-                    pattern = (word * PACK) >> np.uint64(56)
-                    g0 = (j // per_group) * og
-                    for ky in range(kh):
-                        oy = yt[ky]
-                        if oy < 0:
-                            continue
-                        for kx in range(kw):
-                            ox = xt[kx]
-                            if ox < 0:
-                                continue
-                            _add_row(of[(oy * wo + ox) * cout + g0:],
-                                     table[ky, kx, j, pattern], og)
-
-
 def row_table(table: np.ndarray) -> np.ndarray:
     """A `byte_table` (kH, kW, C_in/8, 256, C_out) → (kH, C_in/8, 256, kW·C_out), taps
     along x reversed: for a stride-1 convolution (one group), the taps of one input pixel
@@ -230,45 +204,315 @@ def _x_runs(width: int, kw: int, pad: int, out: int) -> tuple[np.ndarray, ...]:
             (ix + pad - last).astype(np.int64))
 
 
+def _pattern(word):
+    """The table row of a unit of spikes: a uint64 word of 8 → its byte of 8 bits (PACK);
+    a uint8 spike → itself (0 or 1). Compiled per type (`_pattern_impl`)."""
+    raise NotImplementedError("only callable from numba kernels")
+
+
+@overload(_pattern, inline="always")
+def _pattern_impl(word):
+    if word == types.uint64:
+        return lambda word: np.int64((word * PACK) >> np.uint64(56))
+    return lambda word: np.int64(word)
+
+
+def spike_table(w: np.ndarray, cg: int) -> tuple[np.ndarray, int]:
+    """The events paths' weights: w (kH, kW, C_in, C_out/groups) → per tap, unit of input
+    spikes and spike pattern, the summed weights (kH, kW, units, patterns, C_out/groups),
+    and the units per group. A unit is a byte of 8 channels (256 patterns, `byte_table`)
+    where 8 | C_in/groups, else one channel (2 patterns: silent, its weights). The silent
+    pattern's row is −0.0, so that adding it changes no float (x + −0.0 = x, for x = ±0
+    too): the gather adds silent units' rows rather than branching on them."""
+    table = byte_table(w, cg)
+    if table is None:
+        table = np.stack([np.zeros_like(w), w], axis=3)
+    else:
+        cg //= 8
+    table[:, :, :, 0] = -0.0
+    return np.ascontiguousarray(table, np.float32), cg
+
+
+def _lanes(og: int, widths: tuple[int, ...]) -> tuple[int, ...]:
+    """Vector rows for og output channels per group: the longest of `widths` (or 1) that
+    divides og. Each width compiles a kernel of its own: few widths, few compilations."""
+    return row_lanes(next((n for n in widths if og % n == 0), 1))
+
+
 @nb.njit(cache=True, parallel=True)
-def _byte_rows(s, rows, out, ytab, k0, taps, ox0):
-    """`_byte_events` for stride-1 convolutions of one group: per active word and kernel
-    row, one add of the pattern's run of taps (`row_table`, `_x_runs`) over consecutive
-    output pixels, instead of one add per tap: longer rows vectorize better."""
-    frames, h, wd, words = s.shape
-    kh = rows.shape[0]
-    _, ho, wo, og = out.shape
-    flat = out.reshape(frames, ho * wo * og)
+def _scatter(s, table, out, ytab, xtab, per_group, lanes):
+    """out[f, oy, ox, g·og:(g + 1)·og] += table[ky, kx, u, pattern(s[f, iy, ix, u])] for every
+    active unit u of group g, where oy = ytab[iy, ky] and ox = xtab[ix, kx] (−1: none).
+    Convolutions and transposed ones differ only in their tables; parallel over frames."""
+    frames, h, wd, units = s.shape
+    kh, kw, _, rows, og = table.shape
+    _, ho, wo, cout = out.shape
+    flat, tab = out.reshape(-1), table.reshape(-1)
+    n = len(lanes)
     for f in nb.prange(frames):
-        of = flat[f]
         for iy in range(h):
-            yt = ytab[iy]
             for ix in range(wd):
-                pixel = s[f, iy, ix]
-                start, n = k0[ix] * og, taps[ix] * og
+                for u in range(units):
+                    word = s[f, iy, ix, u]
+                    if word == 0:
+                        continue
+                    p = _pattern(word)
+                    g0 = (u // per_group) * og
+                    for ky in range(kh):
+                        oy = ytab[iy, ky]
+                        if oy < 0:
+                            continue
+                        for kx in range(kw):
+                            ox = xtab[ix, kx]
+                            if ox < 0:
+                                continue
+                            o = ((f * ho + oy) * wo + ox) * cout + g0
+                            t = (((ky * kw + kx) * units + u) * rows + p) * og
+                            for c in range(0, og, n):
+                                vstore(flat, o + c, vadd(vload(flat, o + c, lanes),
+                                                         vload(tab, t + c, lanes)))
+
+
+@nb.njit(cache=True, parallel=True)
+def _scatter_rows(s, rows, out, ytab, k0, taps, ox0, lanes):
+    """`_scatter` for stride-1 convolutions of one group: per active word and kernel row,
+    one add of the pattern's run of taps (`row_table`, `_x_runs`) over consecutive output
+    pixels, instead of one add per tap."""
+    frames, h, wd, words = s.shape
+    kh, _, _, run = rows.shape
+    _, ho, wo, og = out.shape
+    flat, tab = out.reshape(-1), rows.reshape(-1)
+    n = len(lanes)
+    for f in nb.prange(frames):
+        for iy in range(h):
+            for ix in range(wd):
+                start, length = k0[ix] * og, taps[ix] * og
                 for j in range(words):
-                    word = pixel[j]
+                    word = s[f, iy, ix, j]
                     if word == np.uint64(0):
                         continue
-                    pattern = (word * PACK) >> np.uint64(56)
+                    p = _pattern(word)
                     for ky in range(kh):
-                        oy = yt[ky]
-                        if oy >= 0:
-                            _add_row(of[(oy * wo + ox0[ix]) * og:],
-                                     rows[ky, j, pattern, start:], n)
+                        oy = ytab[iy, ky]
+                        if oy < 0:
+                            continue
+                        o = ((f * ho + oy) * wo + ox0[ix]) * og
+                        t = ((ky * words + j) * 256 + p) * run + start
+                        for c in range(0, length, n):
+                            vstore(flat, o + c, vadd(vload(flat, o + c, lanes),
+                                                     vload(tab, t + c, lanes)))
 
 
-def _scatter(s: np.ndarray, w: np.ndarray, table: np.ndarray | None, out: np.ndarray,
-             ytab: np.ndarray, xtab: np.ndarray, cg: int) -> None:
-    """The events path of (transposed) convolutions: by bytes where `table` exists."""
-    if table is None:
-        _tap_events(s, w, out, ytab, xtab, cg)
-    else:
-        _byte_events(np.ascontiguousarray(s).view(np.uint64), table, out, ytab, xtab, cg)
+@dataclass
+class GatherPlan:
+    """The taps of each output pixel, for `_gather`, in the order `_scatter` adds them.
+
+    Output coordinates fall in classes (o = q·classes + r: one class for a convolution,
+    `stride` for a transposed one, whose taps depend on o mod stride); an output pixel of
+    class c reads, for each tap t of c, the unit at flat offset `offset` from its base: the
+    input pixel (qy·step_y + ey, qx·step_x + ex) of the input padded by `pads` (top, left,
+    bottom, right) silent units, so that no tap falls outside; and adds table row `row` +
+    pattern·og. Taps run in ascending input order (y, x, unit), the order in which the
+    scatter reaches an output, and a padding unit adds the silent pattern's −0.0 row: both
+    paths add the same floats in the same order."""
+
+    classes_y: int
+    classes_x: int
+    step_y: int
+    step_x: int
+    pads: tuple[int, int, int, int]
+    offset: np.ndarray  # (classes, groups, taps)
+    row: np.ndarray
+    taps: np.ndarray  # (classes,)
+
+    def args(self) -> tuple:
+        return (self.classes_y, self.classes_x, self.step_y, self.step_x, self.pads[0],
+                self.pads[1], self.offset, self.row, self.taps)
+
+
+def _axis_taps(transposed: bool, size: int, kernel: int, stride: int, pad: int,
+               dilation: int, out: int) -> tuple[int, int, list[list[tuple[int, int]]],
+                                                 tuple[int, int]]:
+    """One axis of a `GatherPlan`: classes, step, per class the (input offset, kernel index)
+    pairs in ascending input order, and the padding (before, after) that every tap of
+    every output needs to land inside."""
+    if not transposed:  # i = o·stride − pad + k·dilation
+        classes, step = 1, stride
+        lists = [[(k * dilation - pad, k) for k in range(kernel)]]
+    else:  # i·stride = o + pad − k·dilation, o = q·stride + r
+        classes, step = stride, 1
+        lists = [sorted(((r + pad - k * dilation) // stride, k) for k in range(kernel)
+                        if (r + pad - k * dilation) % stride == 0) for r in range(stride)]
+    reached = [(o // classes) * step + e for o in range(out) for e, _ in lists[o % classes]]
+    return classes, step, lists, (max(0, -min(reached, default=0)),
+                                  max(0, max(reached, default=0) - size + 1))
+
+
+def gather_plan(transposed: bool, table_shape: tuple[int, ...], groups: int,
+                in_hw: tuple[int, int], out_hw: tuple[int, int], strides, pads, dilations
+                ) -> GatherPlan:
+    kh, kw, units, rows, og = table_shape
+    cy, sy, ly, (top, bottom) = _axis_taps(transposed, in_hw[0], kh, strides[0], pads[0],
+                                           dilations[0], out_hw[0])
+    cx, sx, lx, (left, right) = _axis_taps(transposed, in_hw[1], kw, strides[1], pads[1],
+                                           dilations[1], out_hw[1])
+    width = in_hw[1] + left + right
+    per_group = units // groups
+    most = max(map(len, ly)) * max(map(len, lx)) * per_group
+    offset, row = (np.zeros((cy * cx, groups, most), np.int64) for _ in range(2))
+    taps = np.zeros(cy * cx, np.int64)
+    for c in range(cy * cx):
+        pairs = [(y, x) for y in ly[c // cx] for x in lx[c % cx]]
+        for g in range(groups):
+            units_g = range(g * per_group, (g + 1) * per_group)
+            for t, ((dy, ky), (dx, kx), u) in enumerate(
+                    (y, x, u) for y, x in pairs for u in units_g):
+                offset[c, g, t] = (dy * width + dx) * units + u
+                row[c, g, t] = ((ky * kw + kx) * units + u) * rows * og
+        taps[c] = len(pairs) * per_group
+    return GatherPlan(cy, cx, sy, sx, (top, left, bottom, right), offset, row, taps)
+
+
+@nb.njit(cache=True, parallel=True)
+def _pattern_offsets(s, og, top, left, bottom, right):
+    """Per unit of spikes (frames, H, W, units), the offset of its pattern's row in a tap's
+    block of table rows, pattern · og (int32: the gather reads each unit once per tap that
+    reaches it; this computes its pattern once), in a frame padded with silent units (offset
+    0) by top, left, bottom, right pixels; and the number of active units."""
+    frames, h, w, units = s.shape
+    hp, wp = h + top + bottom, w + left + right
+    offsets = np.empty((frames, hp, wp, units), np.int32)
+    sf, of = s.reshape(-1), offsets.reshape(-1)
+    inner, edge = w * units, left * units
+    active = 0
+    for fy in nb.prange(frames * hp):
+        f = fy // hp
+        y = fy - f * hp - top
+        out = np.uint64(fy * wp * units)
+        if y < 0 or y >= h:
+            of[out:out + np.uint64(wp * units)] = 0
+            continue
+        of[out:out + np.uint64(edge)] = 0
+        of[out + np.uint64(edge + inner):out + np.uint64(wp * units)] = 0
+        src = np.uint64((f * h + y) * inner)
+        dst = out + np.uint64(edge)
+        n = 0
+        for i in range(inner):
+            p = _pattern(sf[src + np.uint64(i)])
+            of[dst + np.uint64(i)] = p * og
+            n += p != 0
+        active += n
+    return offsets, active
+
+
+@nb.njit(cache=True, parallel=True)
+def _gather(offsets, table, out, cy, cx, sy, sx, top, left, offset, row, taps, lanes):
+    """The sums of `_scatter`, output pixel by output pixel (`GatherPlan`): each output
+    row of og channels accumulates its taps' table rows in registers, silent units included
+    (their −0.0 rows add nothing), with no branch on the spikes and one write. `offsets`:
+    the units' `_pattern_offsets`, padded as the plan says. Four pixels of a class at once
+    (independent sums); parallel over output rows. Unsigned indices spare numba's
+    negative-index fix-ups."""
+    frames, hp, wp, units = offsets.shape
+    og = table.shape[-1]
+    _, ho, wo, cout = out.shape
+    groups = offset.shape[1]
+    flat, tab, po = out.reshape(-1), table.reshape(-1), offsets.reshape(-1)
+    n = len(lanes)
+    di, do = np.uint64(sx * units), cx * cout
+    for fy in nb.prange(frames * ho):
+        f = fy // ho
+        oy = fy - f * ho
+        qy = oy // cy
+        c0 = (oy - qy * cy) * cx
+        row0 = (f * hp + qy * sy + top) * wp + left
+        for rx in range(cx):
+            c = c0 + rx
+            nt = taps[c]
+            nq = (wo - rx + cx - 1) // cx
+            for qx in range(0, nq - 3, 4):
+                at0 = ((f * ho + oy) * wo + qx * cx + rx) * cout
+                base = (row0 + qx * sx) * units
+                for g in range(groups):
+                    for k in range(0, og, n):
+                        at = at0 + g * og + k
+                        a0 = vload(flat, at, lanes)
+                        a1 = vload(flat, at + do, lanes)
+                        a2 = vload(flat, at + 2 * do, lanes)
+                        a3 = vload(flat, at + 3 * do, lanes)
+                        for t in range(nt):
+                            i = np.uint64(base + offset[c, g, t])
+                            r = row[c, g, t] + k
+                            a0 = vadd(a0, vload(tab, r + po[i], lanes))
+                            a1 = vadd(a1, vload(tab, r + po[i + di], lanes))
+                            a2 = vadd(a2, vload(tab, r + po[i + 2 * di], lanes))
+                            a3 = vadd(a3, vload(tab, r + po[i + 3 * di], lanes))
+                        vstore(flat, at, a0)
+                        vstore(flat, at + do, a1)
+                        vstore(flat, at + 2 * do, a2)
+                        vstore(flat, at + 3 * do, a3)
+            for qx in range(nq - nq % 4, nq):
+                at0 = ((f * ho + oy) * wo + qx * cx + rx) * cout
+                base = (row0 + qx * sx) * units
+                for g in range(groups):
+                    for k in range(0, og, n):
+                        at = at0 + g * og + k
+                        acc = vload(flat, at, lanes)
+                        for t in range(nt):
+                            i = np.uint64(base + offset[c, g, t])
+                            acc = vadd(acc, vload(tab, row[c, g, t] + k + po[i], lanes))
+                        vstore(flat, at, acc)
+
+
+class _ConvEvents(Synapse):
+    """The events paths shared by convolutions and transposed ones: `_scatter` over the
+    active units, or `_gather` over the output pixels, whichever the activity favours."""
+
+    groups: int
+    rows: np.ndarray | None = None  # `row_table`, where `_scatter_rows` applies
+
+    def _events_init(self, w_events: np.ndarray, cg: int, transposed: bool) -> None:
+        self.spikes, self.per_group = spike_table(w_events, cg)
+        # the gather keeps whole rows in registers (up to 32 channels: 4 AVX2 registers);
+        # the scatter's adds go through memory and gain little from longer rows
+        self.lanes = _lanes(self.spikes.shape[-1], (MAX_LANES, 16, 8))
+        self.scatter_lanes = _lanes(self.spikes.shape[-1], (8,))
+        self.transposed = transposed
+        self._plans: dict[tuple[int, ...], GatherPlan] = {}
+
+    def plan(self, in_hw: tuple[int, int], out_hw: tuple[int, int]) -> GatherPlan:
+        key = (*in_hw, *out_hw)
+        if key not in self._plans:
+            a = self.op.attrs
+            self._plans[key] = gather_plan(self.transposed, self.spikes.shape, self.groups,
+                                           in_hw, out_hw, a.strides, a.pads, a.dilations)
+        return self._plans[key]
+
+    def measure(self, s: np.ndarray) -> tuple[int, int, object]:
+        units = self.units(s)
+        plan = self.plan(units.shape[1:3], channels_last(self.op.result.type.shape[1:])[:2])
+        offsets, active = _pattern_offsets(units, self.spikes.shape[-1], *plan.pads)
+        return active, units.size, (plan, offsets)
+
+    def _events(self, s: np.ndarray, out: np.ndarray, activity: float, measured) -> None:
+        plan, offsets = measured
+        if activity >= GATHER_ACTIVITY[self.scatter_kind()]:
+            _gather(offsets, self.spikes, out, *plan.args(), self.lanes)
+        else:
+            self._scatter(self.units(s), out)
+
+    def _scatter(self, units: np.ndarray, out: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def scatter_kind(self) -> str:
+        """Which scatter `_scatter` runs (a key of `GATHER_ACTIVITY`)."""
+        if self.rows is None:
+            return "taps"
+        return "rows" if self.spikes.shape[-1] <= 8 else "wide rows"
 
 
 @SYNAPSES.register(Conv2d)
-class ConvSynapse(Synapse):
+class ConvSynapse(_ConvEvents):
     """syn.conv2d; weight (C_out, C_in/groups, kH, kW)."""
 
     def __init__(self, op: Op, weight: np.ndarray) -> None:
@@ -283,23 +527,23 @@ class ConvSynapse(Synapse):
         self.w_dense = np.ascontiguousarray(weight.reshape(a.groups, self.og, cg * kh * kw)
                                             .transpose(0, 2, 1))
         self.table = byte_table(self.w_events, cg)
+        self._events_init(self.w_events, cg, transposed=False)
         self.rows = (row_table(self.table) if self.table is not None and a.groups == 1
                      and a.strides[1] == 1 and a.dilations[1] == 1 else None)
 
-    def events(self, s: np.ndarray, out: np.ndarray) -> None:
+    def _scatter(self, units: np.ndarray, out: np.ndarray) -> None:
         a = self.op.attrs
         kh, kw = self.w_events.shape[:2]
+        ytab = _tap_table(units.shape[1], kh, a.strides[0], a.pads[0], a.dilations[0],
+                          out.shape[1])
         if self.rows is not None:
-            _byte_rows(np.ascontiguousarray(s).view(np.uint64), self.rows, out,
-                       _tap_table(s.shape[1], kh, a.strides[0], a.pads[0], a.dilations[0],
-                                  out.shape[1]),
-                       *_x_runs(s.shape[2], kw, a.pads[1], out.shape[2]))
+            _scatter_rows(units, self.rows, out, ytab,
+                          *_x_runs(units.shape[2], kw, a.pads[1], out.shape[2]),
+                          self.scatter_lanes)
             return
-        _scatter(s, self.w_events, self.table, out,
-                 _tap_table(s.shape[1], kh, a.strides[0], a.pads[0], a.dilations[0],
-                            out.shape[1]),
-                 _tap_table(s.shape[2], kw, a.strides[1], a.pads[1], a.dilations[1],
-                            out.shape[2]), self.cg)
+        _scatter(units, self.spikes, out, ytab,
+                 _tap_table(units.shape[2], kw, a.strides[1], a.pads[1], a.dilations[1],
+                            out.shape[2]), self.per_group, self.scatter_lanes)
 
     def dense(self, s: np.ndarray, out: np.ndarray) -> None:
         a = self.op.attrs
@@ -321,7 +565,7 @@ class ConvSynapse(Synapse):
 
 
 @SYNAPSES.register(ConvTranspose2d)
-class ConvTransposeSynapse(Synapse):
+class ConvTransposeSynapse(_ConvEvents):
     """syn.conv_transpose2d; weight (C_in, C_out/groups, kH, kW)."""
 
     def __init__(self, op: Op, weight: np.ndarray) -> None:
@@ -334,15 +578,17 @@ class ConvTransposeSynapse(Synapse):
                                             .transpose(0, 1, 3, 4, 2)
                                             .reshape(self.groups, self.cg, kh * kw * og))
         self.table = byte_table(self.w_events, self.cg)
+        self._events_init(self.w_events, self.cg, transposed=True)
 
-    def events(self, s: np.ndarray, out: np.ndarray) -> None:
+    def _scatter(self, units: np.ndarray, out: np.ndarray) -> None:
         a = self.op.attrs
         kh, kw = self.w_events.shape[:2]
-        _scatter(s, self.w_events, self.table, out,
-                 _transposed_tap_table(s.shape[1], kh, a.strides[0], a.pads[0],
+        _scatter(units, self.spikes, out,
+                 _transposed_tap_table(units.shape[1], kh, a.strides[0], a.pads[0],
                                        a.dilations[0], out.shape[1]),
-                 _transposed_tap_table(s.shape[2], kw, a.strides[1], a.pads[1],
-                                       a.dilations[1], out.shape[2]), self.cg)
+                 _transposed_tap_table(units.shape[2], kw, a.strides[1], a.pads[1],
+                                       a.dilations[1], out.shape[2]), self.per_group,
+                 self.scatter_lanes)
 
     def dense(self, s: np.ndarray, out: np.ndarray) -> None:
         a = self.op.attrs
@@ -377,7 +623,7 @@ class DenseSynapse(Synapse):
         super().__init__(op)
         self.w = np.ascontiguousarray(weight.T)  # (in, out)
 
-    def events(self, s: np.ndarray, out: np.ndarray) -> None:
+    def _events(self, s: np.ndarray, out: np.ndarray, activity: float, measured) -> None:
         _dense_events(s, self.w, out)
 
     def dense(self, s: np.ndarray, out: np.ndarray) -> None:
@@ -431,7 +677,7 @@ class SparseSynapse(Synapse):
         n_in = int(np.prod(op.inputs[0].type.shape[1:]))
         self.start = np.searchsorted(self.sources, np.arange(n_in + 1))
 
-    def events(self, s: np.ndarray, out: np.ndarray) -> None:
+    def _events(self, s: np.ndarray, out: np.ndarray, activity: float, measured) -> None:
         _csr_events(s.reshape(len(s), -1), self.start, self.targets, self.w,
                     out.reshape(len(out), -1))
 
