@@ -91,7 +91,7 @@ def table(results: dict, timesteps: list[int], train_log: dict) -> str:
                          f"{m['iou']:.3f} | {m['rand_error']:.3f} | "
                          f"{1e3 * row['loihi_j']:.2f} mJ | {row['synaptic_ops'] / 1e6:.1f} M |")
     lines.append("")
-    lines.append(f"Training the direct SNN: {train_log['train_seconds'] / 60:.0f} min "
+    lines.append(f"Training the direct SNN, last run: {train_log['train_seconds'] / 60:.0f} min "
                  f"({train_log['command']}, {train_log['threads']} threads), after the ANN's "
                  "own training.")
     return "\n".join(lines) + "\n"

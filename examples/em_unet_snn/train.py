@@ -8,6 +8,7 @@ dihedral symmetries), binary cross-entropy on the readout's mean current. No mod
 selection on the validation slices: the schedule is fixed and the last weights are kept.
 
     cd examples/em_unet_snn && python train.py            # ≈ 40 min on 2 CPU cores
+    python train.py --resume unet.onnx --steps 150 --lr 1e-3  # the shipped model's 2nd run
 
 writes ``unet.onnx`` (the trained network as an ONNX ANN with metadata ``snncc.spiking``,
 which `snncc compile unet.onnx --target loihi` recognises) and ``training_log.json``.
@@ -88,7 +89,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     val_x, val_y = grid_crops(*load_slices(VAL_SLICES))
     val_x, val_y = val_x[:args.eval_crops], val_y[:args.eval_crops]
     before = evaluate(net, val_x, val_y, args.timesteps)
-    print(f"converted, T = {args.timesteps}: pixel accuracy {before['pixel_accuracy']:.4f}")
+    print(f"start, T = {args.timesteps}: pixel accuracy {before['pixel_accuracy']:.4f}")
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / args.steps)))
@@ -131,7 +132,7 @@ def train(args: argparse.Namespace) -> dict[str, object]:
            "parameters": net.parameter_count(), "train_seconds": round(train_seconds, 1),
            "threads": args.threads,
            "validation": {"crops": len(val_x), "slices": list(VAL_SLICES),
-                          "converted": before, "trained": after},
+                          "start": before, "trained": after},
            "mean_rates": rates, "history": history[:: max(1, len(history) // 100)]}
     (args.out / "training_log.json").write_text(json.dumps(log, indent=2) + "\n")
     return log
