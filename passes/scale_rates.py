@@ -32,7 +32,7 @@ import numpy as np
 
 from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
-from snncc.ir.location import OnnxLoc
+from snncc.ir.location import onnx_node
 from snncc.ir.op import Op
 from snncc.ir.ops import Readout, SpikeInput
 from snncc.ir.ops.kinds import Neurons, Population, SpikeSource, source_population
@@ -59,7 +59,7 @@ class LayerActivity:
 
 
 def _node(op: Op) -> str | None:
-    return op.loc.node if isinstance(op.loc, OnnxLoc) else None
+    return onnx_node(op.loc)
 
 
 def from_calibration(graph: Graph, images: np.ndarray, percentile: float, batch_size: int,

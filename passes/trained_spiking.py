@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from snncc.diagnostics import SnnccError
 from snncc.ir.graph import Graph
-from snncc.ir.location import OnnxLoc
+from snncc.ir.location import onnx_node
 from snncc.ir.ops import IF, Readout, SpikeInput
 from snncc.ir.ops.kinds import Neurons
 from snncc.ir.properties import NORMALIZED, SPIKING
@@ -42,7 +42,7 @@ class TrainedSpiking(Pass):
             raise SnnccError(f"trained-spiking: the model declares no trained spiking network "
                              f"(ONNX metadata '{METADATA_KEY}', written by "
                              "snncc.training.spiking_export); an ANN needs scale-rates instead")
-        pops = {op.loc.node if isinstance(op.loc, OnnxLoc) else op.result.name: op
+        pops = {onnx_node(op.loc) or op.result.name: op
                 for op in graph.ops if isinstance(op, Neurons)}
         missing = sorted(set(pops) - set(declared.layers))
         unknown = sorted(set(declared.layers) - set(pops))

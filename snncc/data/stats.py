@@ -153,15 +153,22 @@ def sidecar_path(model: str | Path) -> Path:
     return model.with_name(model.stem + SIDECAR_SUFFIX)
 
 
+def metadata_entry(model: str | Path, key: str) -> str | None:
+    """The value of an ONNX file's `metadata_props` entry `key` (None when absent), read
+    without loading external weight data."""
+    import onnx
+
+    proto = onnx.load(str(model), load_external_data=False)
+    return next((p.value for p in proto.metadata_props if p.key == key), None)
+
+
 def read_onnx_stats(model: str | Path) -> RateStats | None:
     """The statistics embedded in an ONNX file's metadata, or None when it has none.
 
     Raises :class:`RateStatsError` when the entry exists but is not a valid stats object.
     """
-    import onnx
 
-    proto = onnx.load(str(model), load_external_data=False)
-    text = next((p.value for p in proto.metadata_props if p.key == METADATA_KEY), None)
+    text = metadata_entry(model, METADATA_KEY)
     if text is None:
         return None
     try:

@@ -112,10 +112,9 @@ class TrainedSpiking:
 
 def read_onnx_trained(model: str | Path) -> TrainedSpiking | None:
     """The declaration in an ONNX file's metadata, or None when the model is an ANN."""
-    import onnx
+    from snncc.data.stats import metadata_entry
 
-    proto = onnx.load(str(model), load_external_data=False)
-    text = next((p.value for p in proto.metadata_props if p.key == METADATA_KEY), None)
+    text = metadata_entry(model, METADATA_KEY)
     if text is None:
         return None
     try:

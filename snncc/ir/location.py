@@ -91,3 +91,9 @@ def print_loc(loc: Location) -> str:
     if isinstance(loc, UnknownLoc) or (isinstance(loc, FileLoc) and loc.implicit):
         return ""
     return f" loc({loc.inner()})"
+
+
+def onnx_node(loc: Location) -> str | None:
+    """The ONNX node name a location names, or None (fused, unknown or not from ONNX); the
+    key by which stats files and trained-SNN declarations name a layer."""
+    return loc.node if isinstance(loc, OnnxLoc) else None

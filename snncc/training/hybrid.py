@@ -18,7 +18,7 @@ import numpy as np
 
 from snncc.data.trained import TrainedLayer, TrainedSpiking
 from snncc.ir.graph import Graph
-from snncc.ir.location import OnnxLoc
+from snncc.ir.location import onnx_node
 from snncc.ir.ops import IF, Readout, SpikeInput
 from snncc.ir.ops.kinds import Synapse, through_views
 
@@ -87,7 +87,7 @@ def declaration(graph: Graph, timesteps: int, rates: dict[str, float],
     fractions = {op.attrs.v_min / op.attrs.v_threshold for op in pops}
     if len(fractions) != 1:
         raise ValueError(f"populations have different membrane floors {sorted(fractions)}")
-    layers = {(op.loc.node if isinstance(op.loc, OnnxLoc) else op.result.name):
+    layers = {(onnx_node(op.loc) or op.result.name):
               TrainedLayer(op.attrs.v_threshold, min(max(rates[op.result.name], 0.0), 1.0))
               for op in pops}
     (spike_input,) = graph.ops_of(SpikeInput)

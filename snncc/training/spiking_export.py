@@ -24,7 +24,7 @@ from snncc.data.trained import METADATA_KEY, TrainedSpiking
 from snncc.diagnostics import SnnccError
 from snncc.host.files import write_atomic
 from snncc.ir.graph import Graph, Value
-from snncc.ir.location import OnnxLoc
+from snncc.ir.location import onnx_node
 from snncc.ir.op import Op
 from snncc.ir.ops import (
     IF,
@@ -96,7 +96,7 @@ class _Writer:
         if isinstance(op, SpikeInput):
             self.names[id(op.result)] = self.names[id(op.inputs[0])]
         elif isinstance(op, IF):
-            node = op.loc.node if isinstance(op.loc, OnnxLoc) else name
+            node = onnx_node(op.loc) or name
             self.nodes.append(helper.make_node("Relu", [self.layer(op)], [name], name=node))
             self.names[id(op.result)] = name
         elif isinstance(op, Readout):

@@ -29,7 +29,6 @@ CPU.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numba as nb
@@ -44,11 +43,10 @@ from snncc.hw.loihi.formats import (
     BIAS_MAX,
     DECAY_BITS,
     V_MAX,
-    VTH_EXP,
-    VTH_MAN_MAX,
     BlockFormat,
     choose_format,
     membrane_floor,
+    quantize_threshold,
 )
 from snncc.ir.graph import Graph
 from snncc.ir.op import Op
@@ -201,7 +199,7 @@ class SpikingNet(nn.Module):
         b_max = 0.0 if bias is None else float(bias.detach().abs().max())
         threshold = getattr(op.attrs, "v_threshold", 0.0)
         fmt = choose_format(maxima, threshold, b_max, self.bits)
-        vth = min(round(threshold * fmt.v_scale / 2**VTH_EXP), VTH_MAN_MAX) * 2.0**VTH_EXP
+        vth = round(quantize_threshold(threshold, fmt) * fmt.v_scale) if threshold else 0.0
         vmin = float(membrane_floor(op.attrs.v_min * fmt.v_scale)) if isinstance(op, IF) else 0.0
         return _Block(fmt, vth, vmin)
 
@@ -321,4 +319,4 @@ class SpikingNet(nn.Module):
                 op.replace_attrs(bias=self.graph.weights.add(op.attrs.bias.name, b))
 
     def parameter_count(self) -> int:
-        return sum(math.prod(p.shape) for p in self.parameters())
+        return sum(p.numel() for p in self.parameters())
