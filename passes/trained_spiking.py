@@ -1,7 +1,7 @@
 """trained-spiking: a directly trained SNN's own thresholds, floors and rates.
 
 `scale-rates` derives firing-rate scales from an ANN's activation statistics. A network
-trained through its spiking dynamics (`snncc.training.spiking_net`) needs none: its
+trained through its spiking dynamics (`snncc.sim.differentiable`) needs none: its
 thresholds, membrane floors and input encoding were learned or fixed in training, and its
 ONNX metadata (`snncc.spiking`, `snncc.data.trained`) declares them. This pass takes them
 instead of scale-rates: it checks that the converted graph has the neurons the network was

@@ -1,4 +1,4 @@
-"""Direct spiking training (snncc.training.spiking_net): the trainer's forward pass is the
+"""Direct spiking training (snncc.sim.differentiable): the trainer's forward pass is the
 compiled network's `loihi` mode, spike for spike; its export compiles with no option; the
 emulator agrees; bad declarations are refused with a message."""
 
@@ -17,10 +17,10 @@ from snncc.cli.main import main
 from snncc.data.trained import METADATA_KEY, TrainedLayer, TrainedSpiking, TrainedSpikingError
 from snncc.evaluate.compiled import load_compiled
 from snncc.ir.ops import IF, Readout, SpikeInput
+from snncc.sim.differentiable import SURROGATE_BETA, SpikingNet, _IFScan
 from snncc.sim.spiking import run_spiking
 from snncc.training.hybrid import converted_graph, declaration
 from snncc.training.spiking_export import export_spiking
-from snncc.training.spiking_net import SURROGATE_BETA, SpikingNet, _IFScan
 
 STEPS = 16
 SPECS = [
@@ -109,6 +109,17 @@ def test_compile_takes_the_trained_thresholds_instead_of_scaling(trained):
     assert inp.attrs.v_threshold == declared.input_threshold
     assert "trained" in (Path(report["source_model"]).parent / "out.snncc" / "model.snnir"
                          ).read_text().split("{", 2)[1]
+
+
+def test_a_trained_network_is_not_distilled_again(trained, tmp_path, capsys):
+    _, model, _, _ = trained
+    np.save(tmp_path / "cal.npy", _images(4, 3))
+    out = tmp_path / "again.snncc"
+    assert main(["compile", str(model), "--distill", "--calibration", str(tmp_path / "cal.npy"),
+                 "-o", str(out), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "is already trained through its spiking dynamics" in err and "without --distill" in err
+    assert not out.exists()
 
 
 def test_emulator_agrees_with_numpy_loihi_mode_on_a_trained_network(trained):

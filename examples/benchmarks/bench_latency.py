@@ -4,15 +4,15 @@
         [--configs default,filter-1ms,...] [--steps 32,50,64,100,150] [--json OUT.jsonl]
 
 For each configuration (a conversion pipeline after `canonicalize,fold-batchnorm,
-fuse-linear`) it compiles the model with scale-rates (and calibrate-spiking) fed by 40
-seeded crops of the *training* slices 0–19, runs the numpy `loihi` mode on `--crops` seeded
-64×64 crops of each validation slice 20–24 and prints the gap ANN − SNN in pixel-accuracy
-points at every T (one run: the simulator decodes the output after each T), the readout
-delay, and how long compiling (calibrate-spiking included) took. "–" where T does not pass
-the readout delay. `--settle K,...` also scores, from the same run, readouts that start
-integrating K steps after their delay (a readout that leaves out the transient): the
-window mean of the readout's logit over [delay + K, T), from the decoded logits at every
-step.
+fuse-linear`) it compiles the model with scale-rates (and calibrate-spiking or
+distill-spiking) fed by 40 seeded crops of the *training* slices 0–19, runs the numpy
+`loihi` mode on `--crops` seeded 64×64 crops of each validation slice 20–24 and prints the
+gap ANN − SNN in pixel-accuracy points at every T (one run: the simulator decodes the
+output after each T), the readout delay, and how long compiling (calibrate- or
+distill-spiking included) took. "–" where T does not pass the readout delay.
+`--settle K,...` also scores, from the same run, readouts that start integrating K steps
+after their delay (a readout that leaves out the transient): the window mean of the
+readout's logit over [delay + K, T), from the decoded logits at every step.
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ from bench_spiking import FRONT, accuracy, ann, compile_graph, crops
 
 from snncc.sim.spiking import readout_delay, run_spiking
 
-CONVERT = "convert-activations{{reset=zero{}}},scale-rates,quantize-weights"
+SCALED = "convert-activations{{reset=zero{}}},scale-rates"
+CONVERT = SCALED + ",quantize-weights"
 CALIBRATE = ",calibrate-spiking"
 CONFIGS = {
     "default": CONVERT.format(""),  # 3 ms synaptic filter
@@ -42,6 +43,7 @@ CONFIGS = {
     "default+calibrate8-200": CONVERT.format("") + CALIBRATE + "{images=8 timesteps=200}",
     "filter-1ms+calibrate": CONVERT.format(" tau-s=0.001") + CALIBRATE,
     "floor+calibrate": CONVERT.format(" tau-s=0 v-min=-1") + CALIBRATE,
+    "floor+distill": SCALED.format(" tau-s=0 v-min=-1") + ",distill-spiking,quantize-weights",
 }
 
 

@@ -3,7 +3,7 @@
 Hybrid training (Rathi et al. 2020): start from the shipped ANN's conversion (snncc's
 own, `snncc.training.hybrid.converted_graph`), then train its weights and biases with
 surrogate-gradient BPTT over T steps of the exact `loihi`-mode dynamics
-(`snncc.training.spiking_net.SpikingNet`), on random 64×64 crops of slices 0–19 (the 8
+(`snncc.sim.differentiable.SpikingNet`), on random 64×64 crops of slices 0–19 (the 8
 dihedral symmetries), binary cross-entropy on the readout's mean current. No model
 selection on the validation slices: the schedule is fixed and the last weights are kept.
 
@@ -21,6 +21,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,9 +34,9 @@ sys.path.insert(0, str(HERE.parent / "em_unet"))
 
 from data import TRAIN_SLICES, VAL_SLICES, CropSampler, grid_crops, load_slices  # noqa: E402
 
+from snncc.sim.differentiable import SURROGATE_BETA, SpikingNet  # noqa: E402
 from snncc.training.hybrid import converted_graph, declaration, trained_graph  # noqa: E402
 from snncc.training.spiking_export import export_spiking  # noqa: E402
-from snncc.training.spiking_net import SURROGATE_BETA, SpikingNet  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,6 +53,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="membrane floor, in thresholds below zero (Loihi's vmin)")
     p.add_argument("--input-threshold", type=float, default=1.0,
                    help="threshold of the input encoder (pixel 1 spikes every step)")
+    p.add_argument("--teacher", type=Path,
+                   help="also distil this ANN (sigmoid head): the loss adds binary cross "
+                        "entropy against its probabilities, weighted by --teacher-weight")
+    p.add_argument("--teacher-weight", type=float, default=0.5,
+                   help="weight of the teacher's term; the labels' term gets 1 − it")
     p.add_argument("--eval-crops", type=int, default=320, help="validation crops at the end")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch threads")
@@ -78,6 +84,15 @@ def evaluate(net: SpikingNet, x: np.ndarray, y: np.ndarray, steps: int,
     return {"pixel_accuracy": correct / y.size, "bce": bce / y.size}
 
 
+def teacher_probabilities(model: Path) -> Callable[[np.ndarray], torch.Tensor]:
+    """The ANN's output probabilities for a batch of crops (onnxruntime)."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: torch.from_numpy(session.run(None, {name: x})[0].astype(np.float32))
+
+
 def train(args: argparse.Namespace) -> dict[str, object]:
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -93,12 +108,16 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: 0.5 * (1 + math.cos(math.pi * i / args.steps)))
+    teacher = teacher_probabilities(args.teacher) if args.teacher else None
     history, rates = [], {}
     bar = tqdm(range(args.steps), desc="train", unit="step")
     for step in bar:
         x, y = sampler.sample(args.batch)
         logits, counts = readout_logits(net, x, args.timesteps)
         loss = nn.functional.binary_cross_entropy_with_logits(logits, torch.from_numpy(y))
+        if teacher is not None:
+            soft = nn.functional.binary_cross_entropy_with_logits(logits, teacher(x))
+            loss = (1 - args.teacher_weight) * loss + args.teacher_weight * soft
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -119,6 +138,8 @@ def train(args: argparse.Namespace) -> dict[str, object]:
                 "surrogate": f"fast-sigmoid, beta {SURROGATE_BETA:g}", "optimizer": "Adam",
                 "lr": args.lr, "steps": args.steps, "batch": args.batch, "seed": args.seed,
                 "train_slices": list(TRAIN_SLICES)}
+    if args.teacher:
+        training["teacher"] = {"model": args.teacher.name, "weight": args.teacher_weight}
     if args.resume:
         from snncc.data.trained import read_onnx_trained
 

@@ -33,6 +33,8 @@ from snncc.hw.energy import count_macs
 from snncc.ir.graph import Graph
 from snncc.ir.io import save_ir
 from snncc.ir.summary import summarize
+from snncc.pipeline.pass_base import PassContext
+from snncc.pipeline.target import Target
 
 
 def parse_input_shapes(items: list[str]) -> dict[str, tuple[int, ...]]:
@@ -74,8 +76,39 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", action="append", default=[], type=Path, metavar="FILE",
                    help="compare the energy estimate with this `snncc baseline` file "
                    "(repeatable; default: baselines/*.json beside the model, measured on it)")
+    p.add_argument("--distill", action="store_true",
+                   help="train the converted network through the chip's dynamics to match the "
+                   "ANN on the --calibration images (the target's distill pipeline: low "
+                   "latency; minutes of CPU; needs PyTorch)")
     add_pipeline_flags(p)
     p.set_defaults(run=run)
+
+
+def check_distill(args: argparse.Namespace, target: Target) -> None:
+    """`--distill` needs calibration images, the target's distill pipeline and no -p."""
+    if not args.distill:
+        return
+    if args.passes is not None:
+        raise UsageError("--distill chooses the pipeline; give it or -p, not both (add "
+                         "distill-spiking to your -p pipeline instead)")
+    if target.distill_pipeline is None:
+        raise SnnccError(f"target '{target.name}' has no distill pipeline; use -p with "
+                         "distill-spiking")
+    if args.calibration is None:
+        raise UsageError("--distill trains on calibration images: give them with "
+                         "--calibration DIR_OR_NPY (crops of the training data)")
+
+
+def choose_pipeline(args: argparse.Namespace, target: Target, ctx: PassContext) -> str:
+    """-p, else the target's pipeline for this model: trained SNN, --distill or default."""
+    if args.passes is not None:
+        return args.passes
+    if ctx.trained is not None and target.trained_pipeline:
+        if args.distill:
+            raise SnnccError(f"{args.model} is already trained through its spiking dynamics "
+                             "(ONNX metadata 'snncc.spiking'); compile it without --distill")
+        return target.trained_pipeline
+    return target.distill_pipeline if args.distill else target.default_pipeline
 
 
 def run(args: argparse.Namespace) -> int:
@@ -86,6 +119,7 @@ def run(args: argparse.Namespace) -> int:
     inputs = [p for p in (args.model, args.calibration, args.stats) if p is not None]
     check_output_dir(outdir, args.force, inputs)
     check_pipeline_outputs(args)
+    check_distill(args, target)
     from snncc.frontend.onnx import import_onnx
 
     start = time.perf_counter()
@@ -94,9 +128,7 @@ def run(args: argparse.Namespace) -> int:
     macs = count_macs(graph)
     source_parameters = summarize(graph)["parameters"]
     ctx = make_context(args, graph, args.model)
-    pipeline = args.passes if args.passes is not None else (
-        target.trained_pipeline if ctx.trained is not None and target.trained_pipeline
-        else target.default_pipeline)
+    pipeline = choose_pipeline(args, target, ctx)
     results = run_pipeline(args, graph, pipeline, ctx)
     problems = target.check(graph)
     if problems:

@@ -1,6 +1,6 @@
 """The declaration a directly trained SNN carries in its ONNX file: "already spiking".
 
-A network trained through its own spiking dynamics (`snncc.training.spiking_net`) is
+A network trained through its own spiking dynamics (`snncc.sim.differentiable`) is
 exported as the ANN graph of its trained weights; its ONNX `metadata_props` entry
 :data:`METADATA_KEY` (``snncc.spiking``) holds this JSON, which tells `snncc compile` to
 skip rate scaling and take the trained thresholds instead (pass `trained-spiking`):

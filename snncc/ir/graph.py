@@ -32,7 +32,8 @@ class Value:
 @dataclass(frozen=True)
 class GraphAttrs:
     """Graph-wide facts: simulation step, timestep count, the IR properties that hold, and
-    (`trained`) where a directly trained SNN's thresholds and rates came from."""
+    (`trained`) where the weights or thresholds of a network trained through its spiking
+    dynamics came from (trained-spiking, distill-spiking)."""
 
     dt: float = 0.001
     timesteps: int = 100

@@ -42,6 +42,8 @@ class Target:
     default_pipeline: ClassVar[str] = "canonicalize"
     # run instead of the default on a directly trained SNN (ONNX metadata 'snncc.spiking')
     trained_pipeline: ClassVar[str | None] = None
+    # run instead of the default with `compile --distill` (needs calibration images)
+    distill_pipeline: ClassVar[str | None] = None
     modes: ClassVar[tuple[str, ...]] = ()
 
     def check(self, graph: Graph) -> list[str]:

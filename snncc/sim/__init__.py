@@ -1,4 +1,5 @@
-"""snncc/sim: the numpy target's simulators.
+"""snncc/sim: the numpy target's simulators (and `differentiable`, the `loihi` mode as a
+PyTorch module, imported only by those who train through it).
 
 The fast engine's kernels run on numba's OpenMP thread pool, one short parallel kernel
 after another. Its threads sleep between kernels instead of spinning

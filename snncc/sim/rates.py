@@ -25,10 +25,12 @@ from snncc.ir.weights import WeightStore
 
 @dataclass
 class RateModel:
-    """The analog graph, and which of its values is each population's activation."""
+    """The analog graph, which of its values is each population's activation, and which is
+    each readout's value (its mean input current plus bias: the ANN's pre-head output)."""
 
     graph: Graph
     activations: dict[str, Value]  # population / input-population result name → twin value
+    readouts: dict[str, Value]  # readout result name → twin value
 
 
 def _scaled(g: Graph, v: Value, factor: float, name: str) -> Value:
@@ -46,6 +48,7 @@ def rate_model(graph: Graph, ann: bool = False) -> RateModel:
     for v in graph.inputs:
         env[id(v)] = g.add_input(v.name, v.type)
     acts: dict[str, Value] = {}
+    readouts: dict[str, Value] = {}
     for op in graph.ops:
         ins = [env[id(v)] for v in op.inputs]
         name = op.result.name
@@ -63,7 +66,7 @@ def rate_model(graph: Graph, ann: bool = False) -> RateModel:
                 total = g.add(AffineConst, [total], AffineConst.Attrs(offset=ref),
                               name=f"{name}_bias")
             if isinstance(op, Readout):
-                out = total
+                out = readouts[name] = total
             else:
                 act = g.add(Relu, [total], name=name, loc=op.loc)
                 acts[name] = act
@@ -73,4 +76,4 @@ def rate_model(graph: Graph, ann: bool = False) -> RateModel:
             out = g.add(type(op), ins, a, name=name, loc=op.loc)
         env[id(op.result)] = out
     g.outputs = [env[id(v)] for v in graph.outputs]
-    return RateModel(g, acts)
+    return RateModel(g, acts, readouts)

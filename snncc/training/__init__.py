@@ -1,5 +1,6 @@
 """Training helpers: for SNN-friendly ANNs (firing-rate regularization, stats export) and
-for directly trained SNNs (a trainer on the `loihi`-mode dynamics, its export).
+for directly trained SNNs (the hybrid start and the export; the trainable network itself is
+`snncc.sim.differentiable.SpikingNet`).
 
 Importing this package does not import PyTorch (the compiler reads stats files without it).
 The PyTorch-based names below load their submodule on first access.
@@ -21,7 +22,6 @@ _LAZY = {
     "to_plain_relu": "torch_rate",
     "ExportResult": "export",
     "export_with_stats": "export",
-    "SpikingNet": "spiking_net",
     "converted_graph": "hybrid",
     "declaration": "hybrid",
     "export_spiking": "spiking_export",

@@ -113,6 +113,9 @@ class LoihiTarget(Target):
     trained_pipeline = ("canonicalize,fold-batchnorm,fuse-linear,"
                         "convert-activations{reset=zero tau-s=0},trained-spiking,"
                         "quantize-weights,tile-cores,partition-chips")
+    distill_pipeline = ("canonicalize,fold-batchnorm,fuse-linear,"
+                        "convert-activations{reset=zero tau-s=0 v-min=-1},scale-rates,"
+                        "distill-spiking,quantize-weights,tile-cores,partition-chips")
     modes = ("emulator", "hardware")
 
     max_seconds: float = 300.0
