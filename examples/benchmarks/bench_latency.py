@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from bench_spiking import FRONT, accuracy, ann, compile_graph, crops
 
+from snncc.evaluate.compiled import load_compiled
 from snncc.sim.spiking import readout_delay, run_spiking
 
 SCALED = "convert-activations{{reset=zero{}}},scale-rates"
@@ -56,6 +57,9 @@ def main() -> None:
     p.add_argument("--steps", default="32,50,64,100,150")
     p.add_argument("--json", type=Path, help="append one JSON line per configuration")
     p.add_argument("--settle", default="", help="extra readout delays to score, e.g. 8,16")
+    p.add_argument("--compiled", type=Path, metavar="DIR",
+                   help="score this `snncc compile` output of --model (e.g. compiled with "
+                   "--distill on the same 40 crops) instead of compiling --configs")
     args = p.parse_args()
     steps = [int(s) for s in args.steps.split(",")]
     val = crops((20, 21, 22, 23, 24), args.crops, seed=0)
@@ -64,10 +68,14 @@ def main() -> None:
     print(f"model {args.model}: ANN {ann_acc:.2f} % on {len(val.images)} validation crops")
     print(f"{'configuration':22s} delay " + " ".join(f"T={t:<5d}" for t in steps)
           + " compile s")
-    for name in args.configs.split(","):
-        start = time.perf_counter()
-        graph = compile_graph(args.model, FRONT + CONFIGS[name], None, calibration)
-        compile_s = time.perf_counter() - start
+    for name in ["compiled"] if args.compiled else args.configs.split(","):
+        if args.compiled:
+            graph, report = load_compiled(args.compiled)
+            compile_s = report["compile_seconds"]
+        else:
+            start = time.perf_counter()
+            graph = compile_graph(args.model, FRONT + CONFIGS[name], None, calibration)
+            compile_s = time.perf_counter() - start
         delay = readout_delay(graph)
         settle = [int(k) for k in args.settle.split(",") if k]
         frames = list(range(delay + 1, max(steps) + 1)) if settle else [

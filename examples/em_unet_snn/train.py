@@ -86,11 +86,10 @@ def evaluate(net: SpikingNet, x: np.ndarray, y: np.ndarray, steps: int,
 
 def teacher_probabilities(model: Path) -> Callable[[np.ndarray], torch.Tensor]:
     """The ANN's output probabilities for a batch of crops (onnxruntime)."""
-    import onnxruntime as ort
+    from snncc.evaluate.compare import OnnxModel
 
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-    return lambda x: torch.from_numpy(session.run(None, {name: x})[0].astype(np.float32))
+    session = OnnxModel(model)
+    return lambda x: torch.from_numpy(session(x).astype(np.float32))
 
 
 def train(args: argparse.Namespace) -> dict[str, object]:
