@@ -45,6 +45,8 @@ CONFIGS = {
     "filter-1ms+calibrate": CONVERT.format(" tau-s=0.001") + CALIBRATE,
     "floor+calibrate": CONVERT.format(" tau-s=0 v-min=-1") + CALIBRATE,
     "floor+distill": SCALED.format(" tau-s=0 v-min=-1") + ",distill-spiking,quantize-weights",
+    "floor+distill100": SCALED.format(" tau-s=0 v-min=-1")
+    + ",distill-spiking{timesteps=100},quantize-weights",
 }
 
 
