@@ -37,6 +37,7 @@ from snncc.ir.op import Op
 from snncc.ir.ops import Conv2d, ConvTranspose2d, Readout
 from snncc.ir.ops.kinds import Neurons, source_population
 from snncc.ir.properties import NORMALIZED, QUANTIZED, SPIKING
+from snncc.passes.support.calibration import calibration_images
 from snncc.passes.support.options import check
 from snncc.pipeline.pass_base import Pass, PassContext
 
@@ -130,16 +131,12 @@ class CalibrateSpiking(Pass):
               f"{self.batch_size}")
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
-        from snncc.data.images import check_calibration
         from snncc.sim.spiking import readout_delay, run_spiking
 
-        if ctx.calibration is None:
-            ctx.record(self.name, skipped="no calibration images (--calibration)")
-            print(f"{self.name}: no calibration images (--calibration): biases left as "
-                  "converted", file=ctx.log)
+        images = calibration_images(graph, ctx, self.name, "biases")
+        if images is None:
             return False
         started = time.perf_counter()
-        images = check_calibration(ctx.calibration, graph.inputs[0].type, self.name)
         images = images[:self.images]
         delay = readout_delay(graph)
         steps = max(self.timesteps or 2 * delay + 32, delay + 1)

@@ -41,6 +41,7 @@ from snncc.ir.graph import Graph
 from snncc.ir.ops import Readout, Sigmoid, Softmax
 from snncc.ir.ops.kinds import Neurons
 from snncc.ir.properties import NORMALIZED, QUANTIZED, SPIKING
+from snncc.passes.support.calibration import calibration_images
 from snncc.passes.support.options import check
 from snncc.pipeline.pass_base import Pass, PassContext
 
@@ -104,12 +105,8 @@ class DistillSpiking(Pass):
         check(self.lr > 0, f"distill-spiking: lr must be > 0, got {self.lr:g}")
 
     def run(self, graph: Graph, ctx: PassContext) -> bool:
-        from snncc.data.images import check_calibration
-
-        if ctx.calibration is None:
-            ctx.record(self.name, skipped="no calibration images (--calibration)")
-            print(f"{self.name}: no calibration images (--calibration): weights left as "
-                  "converted", file=ctx.log)
+        images = calibration_images(graph, ctx, self.name, "weights")
+        if images is None:
             return False
         try:
             import torch
@@ -119,11 +116,10 @@ class DistillSpiking(Pass):
         from tqdm import tqdm
 
         from snncc.sim.differentiable import SpikingNet
+        from snncc.sim.spiking import readout_delay
 
         started = time.perf_counter()
-        images = check_calibration(ctx.calibration, graph.inputs[0].type, self.name)
-        readouts = list(graph.ops_of(Readout))
-        delay = max(op.attrs.delay for op in readouts)
+        delay = readout_delay(graph)
         if self.timesteps <= delay:
             raise SnnccError(f"{self.name}: timesteps={self.timesteps} ends before the readout "
                              f"starts (step {delay}); give timesteps > {delay}")
@@ -133,7 +129,7 @@ class DistillSpiking(Pass):
             raise SnnccError(f"{self.name}: {err}") from None
         teacher = {name: torch.from_numpy(t) for name, t in
                    teacher_outputs(graph, images, self.batch_size).items()}
-        losses = {op.result.name: head_loss(graph, op) for op in readouts}
+        losses = {op.result.name: head_loss(graph, op) for op in graph.ops_of(Readout)}
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
         opt = torch.optim.Adam(net.parameters(), lr=self.lr)
