@@ -5,11 +5,12 @@
 
 For each configuration (a conversion pipeline after `canonicalize,fold-batchnorm,
 fuse-linear`) it compiles the model with scale-rates (and calibrate-spiking or
-distill-spiking) fed by 40 seeded crops of the *training* slices 0–19, runs the numpy
-`loihi` mode on `--crops` seeded 64×64 crops of each validation slice 20–24 and prints the
-gap ANN − SNN in pixel-accuracy points at every T (one run: the simulator decodes the
-output after each T), the readout delay, and how long compiling (calibrate- or
-distill-spiking included) took. "–" where T does not pass the readout delay.
+distill-spiking) fed by 40 seeded crops of the *training* slices 0–19 (or 20 ×
+`--calibration-crops`), runs the numpy `loihi` mode on `--crops` seeded 64×64 crops of
+each validation slice 20–24 and prints the gap ANN − SNN in pixel-accuracy points at every
+T (one run: the simulator decodes the output after each T), the readout delay, and how
+long compiling (calibrate- or distill-spiking included) took. "–" where T does not pass
+the readout delay.
 `--settle K,...` also scores, from the same run, readouts that start integrating K steps
 after their delay (a readout that leaves out the transient): the window mean of the
 readout's logit over [delay + K, T), from the decoded logits at every step.
@@ -55,6 +56,8 @@ def main() -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--crops", type=int, default=4, help="crops per validation slice")
+    p.add_argument("--calibration-crops", type=int, default=2,
+                   help="calibration crops per training slice (2: the 40 crops)")
     p.add_argument("--configs", default="default,filter-1ms,floor,default+calibrate")
     p.add_argument("--steps", default="32,50,64,100,150")
     p.add_argument("--json", type=Path, help="append one JSON line per configuration")
@@ -65,7 +68,7 @@ def main() -> None:
     args = p.parse_args()
     steps = [int(s) for s in args.steps.split(",")]
     val = crops((20, 21, 22, 23, 24), args.crops, seed=0)
-    calibration = crops(tuple(range(20)), 2, seed=1).images  # 40 training crops
+    calibration = crops(tuple(range(20)), args.calibration_crops, seed=1).images
     ann_acc = accuracy(ann(args.model, val.images)[0], val.labels)
     print(f"model {args.model}: ANN {ann_acc:.2f} % on {len(val.images)} validation crops")
     print(f"{'configuration':22s} delay " + " ".join(f"T={t:<5d}" for t in steps)
