@@ -22,8 +22,8 @@ delay is the number of hops), then scale-rates; the pass runs before quantize-we
 then gives the trained weights exactly the formats training used. Each population's
 `mean_rate` becomes the rate measured on the calibration images after training, the graph's
 `timesteps` the T it was trained for, and its `trained` attribute says where its weights came
-from. Without calibration images
-it changes nothing and says so. It needs PyTorch (`pip install 'snncc[train]'`).
+from. Without calibration images it changes nothing and says so. It needs PyTorch
+(`pip install 'snncc[train]'`).
 """
 
 from __future__ import annotations
@@ -148,7 +148,7 @@ class DistillSpiking(Pass):
             sched.step()
             history.append(float(loss.detach()))
         net.write_back()
-        rates = self._measured_rates(net, images[:self.batch_size])
+        rates = net.mean_rates(images[:self.batch_size], self.timesteps)
         for op in graph.ops:
             if isinstance(op, Neurons) and op.result.name in rates:
                 op.replace_attrs(mean_rate=rates[op.result.name])
@@ -162,11 +162,3 @@ class DistillSpiking(Pass):
                    loss_first=float(np.mean(history[:tail])),
                    loss_last=float(np.mean(history[-tail:])))
         return True
-
-    def _measured_rates(self, net, images: np.ndarray) -> dict[str, float]:
-        """Spikes per neuron per step of every population on `images`, at `timesteps`."""
-        import torch
-
-        with torch.no_grad():
-            _, counts = net(images, self.timesteps)
-        return {name: float(c.mean()) / self.timesteps for name, c in counts.items()}

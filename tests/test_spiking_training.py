@@ -52,9 +52,7 @@ def _train(spec: UNetSpec, tmp: Path) -> tuple[SpikingNet, Path]:
                    for p in net.parameters())
         opt.step()
     net.write_back()
-    with torch.no_grad():
-        _, counts = net(x, STEPS)
-    rates = {name: float(c.mean()) / STEPS for name, c in counts.items()}
+    rates = net.mean_rates(x, STEPS)
     declared = declaration(graph, STEPS, rates, {"test": spec.name})
     return net, export_spiking(graph, declared, tmp / f"{spec.name}.snn.onnx")
 

@@ -89,7 +89,7 @@ def teacher_probabilities(model: Path) -> Callable[[np.ndarray], torch.Tensor]:
     from snncc.evaluate.compare import OnnxModel
 
     session = OnnxModel(model)
-    return lambda x: torch.from_numpy(session(x).astype(np.float32))
+    return lambda x: torch.from_numpy(session(x))
 
 
 def train(args: argparse.Namespace) -> dict[str, object]:

@@ -318,5 +318,11 @@ class SpikingNet(nn.Module):
                 b = self.biases[_param_key(op.result.name)].detach().cpu().numpy()
                 op.replace_attrs(bias=self.graph.weights.add(op.attrs.bias.name, b))
 
+    @torch.no_grad()
+    def mean_rates(self, image: np.ndarray | Tensor, steps: int) -> dict[str, float]:
+        """Spikes per neuron per step of every population on `image`, over `steps` steps."""
+        _, counts = self(image, steps)
+        return {name: float(c.mean()) / steps for name, c in counts.items()}
+
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())
