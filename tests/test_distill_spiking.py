@@ -114,20 +114,19 @@ SOFTMAX_UNET = UNetSpec("bn-resize-strided-residual-softmax", opset=13, size=16,
 
 
 def test_compile_distill_runs_the_targets_distill_pipeline(tmp_path, monkeypatch):
-    """`snncc compile --distill` on a PyTorch export with a softmax head: the Loihi target's
-    distill pipeline runs (shortened to 3 steps here), with its findings in report.json and
-    the IR, and the emulator runs the result as numpy's loihi mode does."""
-    short = LoihiTarget.distill_pipeline.replace("distill-spiking",
-                                                 "distill-spiking{steps=3 timesteps=24}")
+    """`snncc compile --distill 24` on a PyTorch export with a softmax head: the Loihi
+    target's distill pipeline runs (shortened to 3 steps here) for T = 24, with its findings
+    in report.json and the IR, and the emulator runs the result as numpy's loihi mode does."""
+    short = LoihiTarget.distill_pipeline.replace("distill-spiking", "distill-spiking{steps=3}")
     assert short != LoihiTarget.distill_pipeline
     monkeypatch.setattr(LoihiTarget, "distill_pipeline", short)
     model = export_unet(SOFTMAX_UNET, tmp_path / "unet.onnx")
     np.save(tmp_path / "cal.npy", images(16, size=16, seed=5))
     out = tmp_path / "out.snncc"
-    assert main(["compile", str(model), "--target", "loihi", "--distill", "--calibration",
+    assert main(["compile", str(model), "--target", "loihi", "--distill", "24", "--calibration",
                  str(tmp_path / "cal.npy"), "-o", str(out), "--no-progress"]) == 0
     graph, report = load_compiled(out)
-    assert report["pipeline"] == short
+    assert report["pipeline"] == short.replace("{steps=3}", "{timesteps=24 steps=3}")
     found = report["pass_reports"]["distill-spiking"]
     assert list(found["loss"].values()) == ["cross entropy"] and found["images"] == 16
     assert graph.attrs.trained.startswith("distill-spiking: 3 steps at T = 24")
@@ -146,6 +145,7 @@ def test_compile_distill_runs_the_targets_distill_pipeline(tmp_path, monkeypatch
     ([], 2, "--distill trains on calibration images: give them with --calibration"),
     (["--calibration", "CAL", "-p", "canonicalize"], 2,
      "--distill chooses the pipeline; give it or -p, not both"),
+    (["1", "--calibration", "CAL"], 1, "--distill T must be ≥ 2, got 1"),
 ])
 def test_compile_distill_misuse_is_refused_before_any_output(tmp_path, capsys, extra, code,
                                                              message):
@@ -153,5 +153,5 @@ def test_compile_distill_misuse_is_refused_before_any_output(tmp_path, capsys, e
     np.save(tmp_path / "cal.npy", images(4, size=16, seed=5))
     extra = [str(tmp_path / "cal.npy") if a == "CAL" else a for a in extra]
     out = tmp_path / "out.snncc"
-    assert main(["compile", str(model), "--distill", "-o", str(out), *extra]) == code
+    assert main(["compile", str(model), "-o", str(out), "--distill", *extra]) == code
     assert message in capsys.readouterr().err and not out.exists()

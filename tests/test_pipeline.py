@@ -22,6 +22,7 @@ from snncc.pipeline import (
     format_spec,
     parse_pipeline,
     parse_specs,
+    with_options,
 )
 from snncc.pipeline.registry import PASSES
 
@@ -106,6 +107,19 @@ def test_specs_and_typed_binding():
     assert p == Tune(percentile=99.0, bits=4, mode="fast", label="a b", flag=True)
     assert format_spec(p) == 'test-tune{percentile=99.0 bits=4 mode=fast label="a b" flag=true}'
     assert parse_pipeline(format_spec(p)) == [p]
+
+
+def test_with_options_sets_one_pass_and_keeps_the_rest_as_written():
+    text = "canonicalize, test-tune{bits=4  mode=fast},fuse-linear"
+    changed = with_options(text, "test-tune", percentile=99.5)
+    assert changed == "canonicalize,test-tune{percentile=99.5 bits=4 mode=fast},fuse-linear"
+    assert parse_pipeline(changed)[1] == Tune(percentile=99.5, bits=4, mode="fast")
+    with pytest.raises(PipelineError, match="pipeline has no test-tune: canonicalize"):
+        with_options("canonicalize", "test-tune", bits=2)
+    with pytest.raises(PipelineError, match=r"test-tune: .*unexpected keyword argument 'depth'"):
+        with_options(text, "test-tune", depth=2)
+    with pytest.raises(PipelineError, match=r"test-tune: bits must be in 1\.\.8, got 9"):
+        with_options(text, "test-tune", bits=9)
 
 
 @pytest.mark.parametrize(("text", "message", "col"), [

@@ -46,9 +46,20 @@ CONFIGS = {
     "filter-1ms+calibrate": CONVERT.format(" tau-s=0.001") + CALIBRATE,
     "floor+calibrate": CONVERT.format(" tau-s=0 v-min=-1") + CALIBRATE,
     "floor+distill": SCALED.format(" tau-s=0 v-min=-1") + ",distill-spiking,quantize-weights",
-    "floor+distill100": SCALED.format(" tau-s=0 v-min=-1")
-    + ",distill-spiking{timesteps=100},quantize-weights",
 }
+DISTILL_AT = "floor+distill"  # floor+distillT: distill-spiking{timesteps=T}
+
+
+def config_pipeline(name: str) -> str:
+    """The conversion pipeline of a configuration name; floor+distillT distils at T."""
+    if name in CONFIGS:
+        return CONFIGS[name]
+    timesteps = name.removeprefix(DISTILL_AT)
+    if name.startswith(DISTILL_AT) and timesteps.isdigit():
+        return (SCALED.format(" tau-s=0 v-min=-1")
+                + f",distill-spiking{{timesteps={timesteps}}},quantize-weights")
+    raise SystemExit(f"unknown configuration '{name}': use one of {', '.join(CONFIGS)} "
+                     f"or {DISTILL_AT}T (distil at T steps, e.g. {DISTILL_AT}100)")
 
 
 def main() -> None:
@@ -58,7 +69,8 @@ def main() -> None:
     p.add_argument("--crops", type=int, default=4, help="crops per validation slice")
     p.add_argument("--calibration-crops", type=int, default=2,
                    help="calibration crops per training slice (2: the 40 crops)")
-    p.add_argument("--configs", default="default,filter-1ms,floor,default+calibrate")
+    p.add_argument("--configs", default="default,filter-1ms,floor,default+calibrate",
+                   help=f"comma-separated: {', '.join(CONFIGS)}, or {DISTILL_AT}T")
     p.add_argument("--steps", default="32,50,64,100,150")
     p.add_argument("--json", type=Path, help="append one JSON line per configuration")
     p.add_argument("--settle", default="", help="extra readout delays to score, e.g. 8,16")
@@ -79,7 +91,7 @@ def main() -> None:
             compile_s = report["compile_seconds"]
         else:
             start = time.perf_counter()
-            graph = compile_graph(args.model, FRONT + CONFIGS[name], None, calibration)
+            graph = compile_graph(args.model, FRONT + config_pipeline(name), None, calibration)
             compile_s = time.perf_counter() - start
         delay = readout_delay(graph)
         settle = [int(k) for k in args.settle.split(",") if k]

@@ -17,6 +17,7 @@ import numpy as np
 from snncc import __version__
 from snncc.cli.common import (
     add_pipeline_flags,
+    check_at_least,
     check_pipeline_outputs,
     json_text,
     make_context,
@@ -33,6 +34,7 @@ from snncc.hw.energy import count_macs
 from snncc.ir.graph import Graph
 from snncc.ir.io import save_ir
 from snncc.ir.summary import summarize
+from snncc.pipeline import with_options
 from snncc.pipeline.pass_base import PassContext
 from snncc.pipeline.target import Target
 
@@ -76,18 +78,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", action="append", default=[], type=Path, metavar="FILE",
                    help="compare the energy estimate with this `snncc baseline` file "
                    "(repeatable; default: baselines/*.json beside the model, measured on it)")
-    p.add_argument("--distill", action="store_true",
+    p.add_argument("--distill", nargs="?", const=True, default=False, type=int, metavar="T",
                    help="train the converted network through the chip's dynamics to match the "
-                   "ANN on the --calibration images (the target's distill pipeline: low "
-                   "latency; minutes of CPU; needs PyTorch)")
+                   "ANN on the --calibration images, for T timesteps if given (the target's "
+                   "distill pipeline: low latency; minutes of CPU; needs PyTorch)")
     add_pipeline_flags(p)
     p.set_defaults(run=run)
 
 
 def check_distill(args: argparse.Namespace, target: Target) -> None:
     """`--distill` needs calibration images, the target's distill pipeline and no -p."""
-    if not args.distill:
+    if args.distill is False:
         return
+    if args.distill is not True:
+        check_at_least("--distill T", args.distill, 2)
     if args.passes is not None:
         raise UsageError("--distill chooses the pipeline; give it or -p, not both (add "
                          "distill-spiking to your -p pipeline instead)")
@@ -104,11 +108,15 @@ def choose_pipeline(args: argparse.Namespace, target: Target, ctx: PassContext) 
     if args.passes is not None:
         return args.passes
     if ctx.trained is not None and target.trained_pipeline:
-        if args.distill:
+        if args.distill is not False:
             raise SnnccError(f"{args.model} is already trained through its spiking dynamics "
                              "(ONNX metadata 'snncc.spiking'); compile it without --distill")
         return target.trained_pipeline
-    return target.distill_pipeline if args.distill else target.default_pipeline
+    if args.distill is False:
+        return target.default_pipeline
+    if args.distill is True:
+        return target.distill_pipeline
+    return with_options(target.distill_pipeline, "distill-spiking", timesteps=args.distill)
 
 
 def run(args: argparse.Namespace) -> int:

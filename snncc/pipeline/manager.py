@@ -7,10 +7,11 @@ name and the passes that ran before it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from snncc.diagnostics import SnnccError, UsageError
 from snncc.ir.graph import Graph
@@ -41,6 +42,26 @@ def parse_pipeline(text: str) -> list[Pass]:
             raise PipelineError(f"{err}\n  {text}\n  {' ' * (spec.column - 1)}^") from None
         passes.append(bind(cls, spec, text))
     return passes
+
+
+def with_options(text: str, pass_name: str, **options: Any) -> str:
+    """Pipeline `text` with `options` set on its pass `pass_name` (its other options kept);
+    the other passes keep their text as written. A pipeline without that pass, or an option
+    the pass does not take, is a PipelineError."""
+    specs, passes = parse_specs(text), parse_pipeline(text)
+    if pass_name not in [spec.name for spec in specs]:
+        raise PipelineError(f"pipeline has no {pass_name}: {text}")
+    ends = [spec.column - 1 for spec in specs[1:]] + [len(text)]
+    pieces = []
+    for spec, end, bound in zip(specs, ends, passes, strict=True):
+        if spec.name != pass_name:
+            pieces.append(text[spec.column - 1:end].rstrip(", "))
+            continue
+        try:
+            pieces.append(format_spec(dataclasses.replace(bound, **options)))
+        except (TypeError, ValueError) as err:
+            raise PipelineError(f"{pass_name}: {err}") from None
+    return ",".join(pieces)
 
 
 def _names(props: frozenset[Property]) -> set[str]:
