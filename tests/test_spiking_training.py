@@ -18,15 +18,18 @@ from snncc.data.trained import METADATA_KEY, TrainedLayer, TrainedSpiking, Train
 from snncc.evaluate.compiled import load_compiled
 from snncc.ir.ops import IF, Readout, SpikeInput
 from snncc.sim.differentiable import SURROGATE_BETA, SpikingNet, _IFScan
-from snncc.sim.spiking import run_spiking
-from snncc.training.hybrid import converted_graph, declaration
+from snncc.sim.spiking import readout_delay, run_spiking
+from snncc.training.hybrid import converted_graph, declaration, read_out_from
 from snncc.training.spiking_export import export_spiking
 
 STEPS = 16
+# (network, where its readout starts: None = the slowest path's arrival, as converted;
+# "first" = the first spikes' arrival through the shortest skip path, trained to use it)
 SPECS = [
-    UNetSpec("convT-sigmoid", opset=13, size=16, up="convT2", head="sigmoid", width=3),
-    UNetSpec("bn-resize-strided-residual-softmax", opset=13, size=16, up="resize",
-             down="strided", residual=True, head="softmax", classes=2, width=3),
+    (UNetSpec("convT-sigmoid", opset=13, size=16, up="convT2", head="sigmoid", width=3),
+     "first"),
+    (UNetSpec("bn-resize-strided-residual-softmax", opset=13, size=16, up="resize",
+              down="strided", residual=True, head="softmax", classes=2, width=3), None),
 ]
 
 
@@ -34,10 +37,13 @@ def _images(n: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).random((n, 1, 16, 16)).astype(np.float32)
 
 
-def _train(spec: UNetSpec, tmp: Path) -> tuple[SpikingNet, Path]:
+def _train(spec: UNetSpec, read_from: str | None, tmp: Path) -> tuple[SpikingNet, Path]:
     """Convert a PyTorch export, train a few steps towards a random target, export."""
     ann = export_unet(spec, tmp / f"{spec.name}.onnx")
     graph = converted_graph(ann, v_min=-1.0, calibration=_images(8, 0))
+    if read_from is not None:
+        slowest = readout_delay(graph)
+        assert read_out_from(graph, read_from) < slowest  # the skip path is shorter
     net = SpikingNet(graph)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     x = _images(4, 1)
@@ -57,10 +63,11 @@ def _train(spec: UNetSpec, tmp: Path) -> tuple[SpikingNet, Path]:
     return net, export_spiking(graph, declared, tmp / f"{spec.name}.snn.onnx")
 
 
-@pytest.fixture(scope="module", params=SPECS, ids=lambda s: s.name)
+@pytest.fixture(scope="module", params=SPECS, ids=lambda s: f"{s[0].name}-from-{s[1]}")
 def trained(request, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp(request.param.name)
-    net, model = _train(request.param, tmp)
+    spec, read_from = request.param
+    tmp = tmp_path_factory.mktemp(spec.name)
+    net, model = _train(spec, read_from, tmp)
     out = tmp / "out.snncc"
     assert main(["compile", str(model), "--target", "loihi", "-o", str(out),
                  "--no-progress"]) == 0
@@ -105,6 +112,9 @@ def test_compile_takes_the_trained_thresholds_instead_of_scaling(trained):
         assert op.attrs.v_min == pytest.approx(declared.v_min * layer.v_threshold)
     (inp,) = graph.ops_of(SpikeInput)
     assert inp.attrs.v_threshold == declared.input_threshold
+    (readout,) = graph.ops_of(Readout)  # from the step it was trained to read from
+    assert readout.attrs.delay == declared.readout_delay
+    assert readout.attrs.delay == report["pass_reports"]["trained-spiking"]["readout_delay"]
     assert "trained" in (Path(report["source_model"]).parent / "out.snncc" / "model.snnir"
                          ).read_text().split("{", 2)[1]
 

@@ -6,7 +6,8 @@ Compiles, with the user's commands, (0) the shipped ANN `../em_unet/unet.onnx` w
 default Loihi pipeline, (1) the same with the low-latency issue's calibrate-spiking pass
 (8 images, calibration crops from training slices 0–19 only), (2) the directly trained
 `unet.onnx` here (no option: its metadata selects the trained pipeline), (3) the ANN with
-`--distill` (distill-spiking on the same 40 calibration crops); then scores each
+`--distill` (distill-spiking on the same 40 calibration crops, for T = 64), (4) the same for
+T = 50 (`--distill 50`); then scores each
 with `snncc eval --mode loihi` on the 320 non-overlapping 64×64 crops of slices 20–24
 (`--margin 0`, the crops the ANN's 89.7 % is measured on) at each T of `--timesteps`
 past the route's readout delay. Writes `comparison.json`, `comparison.md` (the table in
@@ -55,6 +56,8 @@ def routes(out: Path) -> dict[str, list[str]]:
         "directly trained (this directory)": [str(HERE / "unet.onnx")],
         "converted + distill-spiking (compile --distill)": [
             str(ANN), "--distill", "--calibration", str(calib)],
+        "converted + distill-spiking for T = 50 (compile --distill 50)": [
+            str(ANN), "--distill", "50", "--calibration", str(calib)],
     }
 
 
@@ -124,7 +127,7 @@ def plot(results: dict, path: Path) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--timesteps", default="16,24,32,50,100")
-    p.add_argument("--routes", default="0,1,2,3",
+    p.add_argument("--routes", default="0,1,2,3,4",
                    help="which routes to (re)run; the others are read from earlier runs")
     p.add_argument("--out", type=Path, default=HERE.parents[1] / "build" / "em_unet_snn")
     args = p.parse_args()

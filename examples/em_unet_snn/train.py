@@ -35,7 +35,12 @@ sys.path.insert(0, str(HERE.parent / "em_unet"))
 from data import TRAIN_SLICES, VAL_SLICES, CropSampler, grid_crops, load_slices  # noqa: E402
 
 from snncc.sim.differentiable import SURROGATE_BETA, SpikingNet  # noqa: E402
-from snncc.training.hybrid import converted_graph, declaration, trained_graph  # noqa: E402
+from snncc.training.hybrid import (  # noqa: E402
+    converted_graph,
+    declaration,
+    read_out_from,
+    trained_graph,
+)
 from snncc.training.spiking_export import export_spiking  # noqa: E402
 
 
@@ -53,6 +58,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="membrane floor, in thresholds below zero (Loihi's vmin)")
     p.add_argument("--input-threshold", type=float, default=1.0,
                    help="threshold of the input encoder (pixel 1 spikes every step)")
+    p.add_argument("--readout-delay", default=None,
+                   help="step the readout starts integrating from: a number, or 'first' (when "
+                        "the first spikes arrive, through the shortest skip path); default: "
+                        "the converted or resumed network's")
     p.add_argument("--teacher", type=Path,
                    help="also distil this ANN (sigmoid head): the loss adds binary cross "
                         "entropy against its probabilities, weighted by --teacher-weight")
@@ -98,6 +107,8 @@ def train(args: argparse.Namespace) -> dict[str, object]:
     started = time.perf_counter()
     graph = (trained_graph(args.resume) if args.resume else
              converted_graph(args.ann, v_min=args.v_min, input_threshold=args.input_threshold))
+    if args.readout_delay is not None:
+        print(f"readout from step {read_out_from(graph, args.readout_delay)}")
     net = SpikingNet(graph)
     sampler = CropSampler(*load_slices(TRAIN_SLICES), seed=args.seed)
     val_x, val_y = grid_crops(*load_slices(VAL_SLICES))
