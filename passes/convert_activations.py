@@ -62,6 +62,7 @@ from snncc.passes.remove_dead_ops import remove_dead_ops
 from snncc.passes.support.linear_maps import ungroup
 from snncc.passes.support.options import check
 from snncc.pipeline.pass_base import Pass, PassContext
+from snncc.sim.arrival import arrival_steps
 
 DEFAULT_TAU_S = 0.003  # seconds; see docs/conversion.md ("Why loihi mode is the hard part")
 
@@ -133,22 +134,6 @@ def _projections(graph: Graph, z: Value, before: Op | None, wanted: list[tuple[V
         return values, None
     flat = bias.reshape(shape[0], -1)
     return values, (flat[:, 0] if np.all(flat == flat[:, :1]) else bias).astype(np.float32)
-
-
-def readout_delays(graph: Graph, first: bool = False) -> dict[int, int]:
-    """id(value) → steps on the slowest path from the graph input to it (the fastest with
-    `first`: when the first spikes can arrive): one per spiking hop, plus τ_s / dt for every
-    population whose synaptic filter the signal crosses (the filter's lag)."""
-    dt = graph.attrs.dt
-    hops: dict[int, int] = {id(v): 0 for v in graph.inputs}
-    pick = min if first else max
-    for op in graph.ops:
-        before = pick((hops[id(v)] for v in op.inputs if id(v) in hops), default=0)
-        cost = 0
-        if isinstance(op, SpikeSource):
-            cost = 1 + round(getattr(op.attrs, "tau_s", 0.0) / dt)
-        hops[id(op.result)] = before + cost
-    return hops
 
 
 @dataclass(frozen=True)
@@ -252,7 +237,7 @@ class ConvertActivations(Pass):
                 if op is not spikes.owner:
                     op.inputs = [spikes if v is x else v for v in op.inputs]
         self._check_spiking(graph)
-        hops = readout_delays(graph)
+        hops = arrival_steps(graph)
         for op in graph.ops_of(Readout):
             op.replace_attrs(delay=max(hops[id(v)] for v in op.inputs) + self.readout_settle)
         ctx.record(self.name, populations=populations, readouts=readouts, neuron=self.neuron,

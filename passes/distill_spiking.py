@@ -22,8 +22,10 @@ delay is the number of hops), then scale-rates; the pass runs before quantize-we
 then gives the trained weights exactly the formats training used. Each population's
 `mean_rate` becomes the rate measured on the calibration images after training, the graph's
 `timesteps` the T it was trained for, and its `trained` attribute says where its weights came
-from. Without calibration images it changes nothing and says so. It needs PyTorch
-(`pip install 'snncc[train]'`).
+from. With `read-from=first` every readout integrates from its first spikes' arrival (in a
+U-Net through the shortest skip path) instead of the slowest path's, and training teaches
+the network to use those steps. Without calibration images it changes nothing and says so.
+It needs PyTorch (`pip install 'snncc[train]'`).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -95,6 +98,7 @@ class DistillSpiking(Pass):
     batch_size: int = 8
     lr: float = 1e-3
     seed: int = 0
+    read_from: Literal["slowest", "first"] = "slowest"
 
     def __post_init__(self) -> None:
         check(self.timesteps >= 2, f"distill-spiking: timesteps must be ≥ 2, got "
@@ -115,10 +119,13 @@ class DistillSpiking(Pass):
                              "pip install 'snncc[train]'") from None
         from tqdm import tqdm
 
+        from snncc.sim.arrival import read_out_from
         from snncc.sim.differentiable import SpikingNet
         from snncc.sim.spiking import readout_delay
 
         started = time.perf_counter()
+        if self.read_from == "first":  # trained to use the steps before the deep paths arrive
+            read_out_from(graph, "first")
         delay = readout_delay(graph)
         if self.timesteps <= delay:
             raise SnnccError(f"{self.name}: timesteps={self.timesteps} ends before the readout "
@@ -156,7 +163,7 @@ class DistillSpiking(Pass):
                   f"{len(images)} calibration images, from the ANN's outputs")
         graph.attrs = dataclasses.replace(graph.attrs, timesteps=self.timesteps, trained=origin)
         tail = max(1, self.steps // 10)
-        ctx.record(self.name, timesteps=self.timesteps, steps=self.steps,
+        ctx.record(self.name, timesteps=self.timesteps, steps=self.steps, readout_delay=delay,
                    images=len(images), seconds=round(time.perf_counter() - started, 1),
                    loss={name: kind for name, (kind, _) in losses.items()},
                    loss_first=float(np.mean(history[:tail])),

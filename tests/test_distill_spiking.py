@@ -15,6 +15,7 @@ from snncc.ir.interp.analog import run_analog
 from snncc.ir.ops import IF, Readout, Sigmoid, Softmax
 from snncc.passes.distill_spiking import teacher_outputs
 from snncc.pipeline import parse_pipeline
+from snncc.sim.arrival import arrival_steps
 from snncc.sim.spiking import run_spiking
 from snncc.targets.loihi import LoihiTarget
 from snncc.targets.numpy import NumpyTarget
@@ -29,16 +30,26 @@ def _output_error(graph, ann, x: np.ndarray, steps: int) -> float:
     return float(np.abs(out - ann).mean())
 
 
-def test_distilled_network_is_closer_to_the_ann_on_unseen_images():
+@pytest.mark.parametrize("read_from", ["slowest", "first"])
+def test_distilled_network_is_closer_to_the_ann_on_unseen_images(read_from):
+    """Also when its readout starts at the first spikes' arrival (the skip path), before
+    the deep path's spikes arrive."""
     calibration, unseen = images(16, size=SIZE, seed=5), images(8, size=SIZE, seed=9)
     ann = run_analog(analog_unet(size=SIZE), [unseen])[0]
     converted, distilled = analog_unet(size=SIZE), analog_unet(size=SIZE)
     convert(converted, f"{CONVERT},quantize-weights", calibration=calibration)
-    ctx = convert(distilled, f"{CONVERT},{DISTILL},quantize-weights", calibration=calibration)
+    distill = DISTILL.replace("}", f" read-from={read_from}}}")
+    ctx = convert(distilled, f"{CONVERT},{distill},quantize-weights", calibration=calibration)
     before = _output_error(converted, ann, unseen, 24)
     after = _output_error(distilled, ann, unseen, 24)
     assert after < 0.7 * before, (before, after)
+    slowest, first = (max(arrival_steps(distilled, first=f)[id(v)]
+                          for op in distilled.ops_of(Readout) for v in op.inputs)
+                      for f in (False, True))
+    (readout,) = distilled.ops_of(Readout)
+    assert first < slowest and readout.attrs.delay == (first if read_from == "first" else slowest)
     report = ctx.report["distill-spiking"]
+    assert report["readout_delay"] == readout.attrs.delay
     assert report["timesteps"] == 24 and report["steps"] == 40 and report["images"] == 16
     assert list(report["loss"].values()) == ["binary cross entropy"]
     assert report["loss_last"] < report["loss_first"] and report["seconds"] > 0

@@ -17,9 +17,10 @@ from snncc.cli.main import main
 from snncc.data.trained import METADATA_KEY, TrainedLayer, TrainedSpiking, TrainedSpikingError
 from snncc.evaluate.compiled import load_compiled
 from snncc.ir.ops import IF, Readout, SpikeInput
+from snncc.sim.arrival import read_out_from
 from snncc.sim.differentiable import SURROGATE_BETA, SpikingNet, _IFScan
 from snncc.sim.spiking import readout_delay, run_spiking
-from snncc.training.hybrid import converted_graph, declaration, read_out_from
+from snncc.training.hybrid import converted_graph, declaration
 from snncc.training.spiking_export import export_spiking
 
 STEPS = 16

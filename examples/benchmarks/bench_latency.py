@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import time
 from pathlib import Path
 
@@ -47,19 +48,23 @@ CONFIGS = {
     "floor+calibrate": CONVERT.format(" tau-s=0 v-min=-1") + CALIBRATE,
     "floor+distill": SCALED.format(" tau-s=0 v-min=-1") + ",distill-spiking,quantize-weights",
 }
-DISTILL_AT = "floor+distill"  # floor+distillT: distill-spiking{timesteps=T}
+# floor+distill[T][-first]: distill-spiking for T steps (default 64), reading from the first
+# spikes' arrival with -first
+DISTILL_AT = re.compile(r"floor\+distill(\d*)(-first)?")
 
 
 def config_pipeline(name: str) -> str:
-    """The conversion pipeline of a configuration name; floor+distillT distils at T."""
+    """The conversion pipeline of a configuration name (CONFIGS, or floor+distill[T][-first])."""
     if name in CONFIGS:
         return CONFIGS[name]
-    timesteps = name.removeprefix(DISTILL_AT)
-    if name.startswith(DISTILL_AT) and timesteps.isdigit():
-        return (SCALED.format(" tau-s=0 v-min=-1")
-                + f",distill-spiking{{timesteps={timesteps}}},quantize-weights")
-    raise SystemExit(f"unknown configuration '{name}': use one of {', '.join(CONFIGS)} "
-                     f"or {DISTILL_AT}T (distil at T steps, e.g. {DISTILL_AT}100)")
+    m = DISTILL_AT.fullmatch(name)
+    if m is None:
+        raise SystemExit(f"unknown configuration '{name}': use one of {', '.join(CONFIGS)} "
+                         "or floor+distill[T][-first] (e.g. floor+distill100-first)")
+    options = " ".join(([f"timesteps={m.group(1)}"] if m.group(1) else [])
+                       + (["read-from=first"] if m.group(2) else []))
+    return (SCALED.format(" tau-s=0 v-min=-1")
+            + f",distill-spiking{{{options}}},quantize-weights")
 
 
 def main() -> None:
@@ -70,7 +75,7 @@ def main() -> None:
     p.add_argument("--calibration-crops", type=int, default=2,
                    help="calibration crops per training slice (2: the 40 crops)")
     p.add_argument("--configs", default="default,filter-1ms,floor,default+calibrate",
-                   help=f"comma-separated: {', '.join(CONFIGS)}, or {DISTILL_AT}T")
+                   help=f"comma-separated: {', '.join(CONFIGS)}, or floor+distill[T][-first]")
     p.add_argument("--steps", default="32,50,64,100,150")
     p.add_argument("--json", type=Path, help="append one JSON line per configuration")
     p.add_argument("--settle", default="", help="extra readout delays to score, e.g. 8,16")

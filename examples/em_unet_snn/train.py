@@ -34,11 +34,11 @@ sys.path.insert(0, str(HERE.parent / "em_unet"))
 
 from data import TRAIN_SLICES, VAL_SLICES, CropSampler, grid_crops, load_slices  # noqa: E402
 
+from snncc.sim.arrival import read_out_from  # noqa: E402
 from snncc.sim.differentiable import SURROGATE_BETA, SpikingNet  # noqa: E402
 from snncc.training.hybrid import (  # noqa: E402
     converted_graph,
     declaration,
-    read_out_from,
     trained_graph,
 )
 from snncc.training.spiking_export import export_spiking  # noqa: E402

@@ -79,25 +79,6 @@ def trained_graph(model: str | Path) -> Graph:
     return graph
 
 
-def read_out_from(graph: Graph, delay: int | str) -> int:
-    """Let every readout integrate from step `delay` on, or from when its first spikes can
-    arrive ("first": through the U-Net's shortest skip path) instead of the slowest path's
-    arrival that conversion waits for. A trained network learns to use the steps before its
-    deep paths arrive; returns the delay set."""
-    from snncc.passes.convert_activations import readout_delays
-
-    arrival = readout_delays(graph, first=True)
-    for op in graph.ops_of(Readout):
-        steps = max(arrival[id(v)] for v in op.inputs) if delay == "first" else int(delay)
-        if steps < 0:
-            raise ValueError(f"readout delay must be ≥ 0, got {steps}")
-        op.replace_attrs(delay=steps)
-    delays = {op.attrs.delay for op in graph.ops_of(Readout)}
-    if len(delays) != 1:
-        raise ValueError(f"readouts start at different steps {sorted(delays)}")
-    return delays.pop()
-
-
 def declaration(graph: Graph, timesteps: int, rates: dict[str, float],
                 training: dict[str, Any]) -> TrainedSpiking:
     """What the exported file declares: the graph's neurons and the measured mean rates
