@@ -5,10 +5,12 @@ trained through its spiking dynamics (`snncc.sim.differentiable`) needs none: it
 thresholds, membrane floors and input encoding were learned or fixed in training, and its
 ONNX metadata (`snncc.spiking`, `snncc.data.trained`) declares them. This pass takes them
 instead of scale-rates: it checks that the converted graph has the neurons the network was
-trained with (neuron kind, reset, synaptic filter, readout delay), then sets each
-population's `v_threshold`, `v_min` and `mean_rate` (matched by ONNX Relu node name), the
-input population's threshold, and the graph's `dt` and `timesteps` (the T it was trained
-for); the graph's `trained` attribute says where they came from.
+trained with (neuron kind, reset, synaptic filter), then sets each population's
+`v_threshold`, `v_min` and `mean_rate` (matched by ONNX Relu node name), the input
+population's threshold, the step each readout integrates from (the declared delay, which a
+trained network may have learned to make shorter than the slowest path), and the graph's
+`dt` and `timesteps` (the T it was trained for); the graph's `trained` attribute says where
+they came from.
 """
 
 from __future__ import annotations
