@@ -4,11 +4,14 @@ Hybrid training (Rathi et al. 2020): start from the shipped ANN's conversion (sn
 own, `snncc.training.hybrid.converted_graph`), then train its weights and biases with
 surrogate-gradient BPTT over T steps of the exact `loihi`-mode dynamics
 (`snncc.sim.differentiable.SpikingNet`), on random 64×64 crops of slices 0–19 (the 8
-dihedral symmetries), binary cross-entropy on the readout's mean current. No model
-selection on the validation slices: the schedule is fixed and the last weights are kept.
+dihedral symmetries), binary cross-entropy on the readout's mean current. Within a run
+the schedule is fixed and the last weights are kept: no weights are picked on the
+validation slices (which runs followed which is told in docs/direct-training.md).
 
     cd examples/em_unet_snn && python train.py            # ≈ 40 min on 2 CPU cores
     python train.py --resume unet.onnx --steps 150 --lr 1e-3  # the shipped model's 2nd run
+    python train.py --resume unet.onnx --steps 150 --lr 1e-3 \
+        --teacher ../em_unet/unet.onnx --readout-delay first  # and its 3rd
 
 writes ``unet.onnx`` (the trained network as an ONNX ANN with metadata ``snncc.spiking``,
 which `snncc compile unet.onnx --target loihi` recognises) and ``training_log.json``.
@@ -44,6 +47,12 @@ from snncc.training.hybrid import (  # noqa: E402
 from snncc.training.spiking_export import export_spiking  # noqa: E402
 
 
+def readout_delay_arg(text: str) -> int | str:
+    if text == "first" or text.isdigit():
+        return text if text == "first" else int(text)
+    raise argparse.ArgumentTypeError(f"expected a step number or 'first', got '{text}'")
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--ann", type=Path, default=HERE.parent / "em_unet" / "unet.onnx",
@@ -59,6 +68,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--input-threshold", type=float, default=1.0,
                    help="threshold of the input encoder (pixel 1 spikes every step)")
     p.add_argument("--readout-delay", default=None,
+                   type=readout_delay_arg,
                    help="step the readout starts integrating from: a number, or 'first' (when "
                         "the first spikes arrive, through the shortest skip path); default: "
                         "the converted or resumed network's")

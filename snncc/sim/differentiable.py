@@ -68,7 +68,7 @@ SCAN_BLOCK = 512  # neurons per scan block: its state stays in cache, its inner 
 @nb.njit(cache=True, parallel=True)
 def _scan_forward(q, bias, vth, vmin, pre, spikes):  # pragma: no cover - compiled
     """Arrays T×M, bias M: see `_IFScan`. Blocks of neurons in parallel, each stepping
-    through t with its neurons innermost (contiguous rows of q: 4–5× faster than one
+    through t with its neurons innermost (contiguous rows of q: 3–5× faster than one
     neuron at a time down a column; the same float32 operations per neuron)."""
     steps, m = q.shape
     for block in nb.prange((m + SCAN_BLOCK - 1) // SCAN_BLOCK):
