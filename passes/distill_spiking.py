@@ -86,6 +86,14 @@ def head_loss(graph: Graph, readout: Readout) -> tuple[str, Callable]:
         min=1e-12)
 
 
+def runs_as_batch(out, want, runs: int) -> tuple:
+    """Readouts of `runs` run lengths (runs, N, ...) and their one target (N, ...) as one
+    batch of runs × N, so every loss sees the batch axis first; unchanged when runs is 0."""
+    if not runs:
+        return out, want
+    return out.flatten(0, 1), want.repeat(runs, *[1] * (want.ndim - 1))
+
+
 @dataclass(frozen=True)
 class DistillSpiking(Pass):
     name = "distill-spiking"
@@ -99,10 +107,13 @@ class DistillSpiking(Pass):
     lr: float = 1e-3
     seed: int = 0
     read_from: Literal["slowest", "first"] = "slowest"
+    shortest: int = 0
 
     def __post_init__(self) -> None:
         check(self.timesteps >= 2, f"distill-spiking: timesteps must be ≥ 2, got "
               f"{self.timesteps}")
+        check(0 <= self.shortest <= self.timesteps, f"distill-spiking: shortest must be 0 "
+              f"(off) or at most timesteps={self.timesteps}, got {self.shortest}")
         check(self.steps >= 1, f"distill-spiking: steps must be ≥ 1, got {self.steps}")
         check(self.batch_size >= 1, f"distill-spiking: batch-size must be ≥ 1, got "
               f"{self.batch_size}")
@@ -127,9 +138,12 @@ class DistillSpiking(Pass):
         if self.read_from == "first":  # trained to use the steps before the deep paths arrive
             read_out_from(graph, "first")
         delay = readout_delay(graph)
-        if self.timesteps <= delay:
-            raise SnnccError(f"{self.name}: timesteps={self.timesteps} ends before the readout "
-                             f"starts (step {delay}); give timesteps > {delay}")
+        option, first_run = ("shortest", self.shortest) if self.shortest else (
+            "timesteps", self.timesteps)
+        if first_run <= delay:
+            raise SnnccError(f"{self.name}: {option}={first_run} ends before the readout "
+                             f"starts (step {delay}); give {option} > {delay}")
+        lengths = range(self.shortest, self.timesteps + 1) if self.shortest else ()
         try:
             net = SpikingNet(graph)
         except SnnccError as err:
@@ -147,8 +161,9 @@ class DistillSpiking(Pass):
         for _ in tqdm(range(self.steps), desc=self.name, unit="step", disable=not ctx.progress,
                       file=ctx.log):
             pick = rng.choice(len(images), batch, replace=False)
-            out, _ = net(images[pick], self.timesteps)
-            loss = sum(fn(out[name], teacher[name][pick]) for name, (_, fn) in losses.items())
+            out, _ = net(images[pick], self.timesteps, lengths)
+            loss = sum(fn(*runs_as_batch(out[name], teacher[name][pick], len(lengths)))
+                       for name, (_, fn) in losses.items())
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -159,11 +174,13 @@ class DistillSpiking(Pass):
         for op in graph.ops:
             if isinstance(op, Neurons) and op.result.name in rates:
                 op.replace_attrs(mean_rate=rates[op.result.name])
-        origin = (f"{self.name}: {self.steps} steps at T = {self.timesteps} on "
+        runs = f"{self.shortest}–{self.timesteps}" if self.shortest else f"{self.timesteps}"
+        origin = (f"{self.name}: {self.steps} steps at T = {runs} on "
                   f"{len(images)} calibration images, from the ANN's outputs")
         graph.attrs = dataclasses.replace(graph.attrs, timesteps=self.timesteps, trained=origin)
         tail = max(1, self.steps // 10)
-        ctx.record(self.name, timesteps=self.timesteps, steps=self.steps, readout_delay=delay,
+        ctx.record(self.name, timesteps=self.timesteps, shortest=self.shortest,
+                   steps=self.steps, readout_delay=delay,
                    images=len(images), seconds=round(time.perf_counter() - started, 1),
                    loss={name: kind for name, (kind, _) in losses.items()},
                    loss_first=float(np.mean(history[:tail])),

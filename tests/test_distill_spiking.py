@@ -30,19 +30,21 @@ def _output_error(graph, ann, x: np.ndarray, steps: int) -> float:
     return float(np.abs(out - ann).mean())
 
 
-@pytest.mark.parametrize("read_from", ["slowest", "first"])
-def test_distilled_network_is_closer_to_the_ann_on_unseen_images(read_from):
+@pytest.mark.parametrize("read_from, shortest", [("slowest", 0), ("first", 0), ("slowest", 16)])
+def test_distilled_network_is_closer_to_the_ann_on_unseen_images(read_from, shortest):
     """Also when its readout starts at the first spikes' arrival (the skip path), before
-    the deep path's spikes arrive."""
+    the deep path's spikes arrive, and when trained for every run length from 16 to 24
+    (closer at both ends)."""
     calibration, unseen = images(16, size=SIZE, seed=5), images(8, size=SIZE, seed=9)
     ann = run_analog(analog_unet(size=SIZE), [unseen])[0]
     converted, distilled = analog_unet(size=SIZE), analog_unet(size=SIZE)
     convert(converted, f"{CONVERT},quantize-weights", calibration=calibration)
-    distill = DISTILL.replace("}", f" read-from={read_from}}}")
+    distill = DISTILL.replace("}", f" read-from={read_from} shortest={shortest}}}")
     ctx = convert(distilled, f"{CONVERT},{distill},quantize-weights", calibration=calibration)
-    before = _output_error(converted, ann, unseen, 24)
-    after = _output_error(distilled, ann, unseen, 24)
-    assert after < 0.7 * before, (before, after)
+    for steps in {shortest or 24, 24}:
+        before = _output_error(converted, ann, unseen, steps)
+        after = _output_error(distilled, ann, unseen, steps)
+        assert after < 0.7 * before, (steps, before, after)
     slowest, first = (max(arrival_steps(distilled, first=f)[id(v)]
                           for op in distilled.ops_of(Readout) for v in op.inputs)
                       for f in (False, True))
@@ -54,7 +56,9 @@ def test_distilled_network_is_closer_to_the_ann_on_unseen_images(read_from):
     assert list(report["loss"].values()) == ["binary cross entropy"]
     assert report["loss_last"] < report["loss_first"] and report["seconds"] > 0
     assert distilled.attrs.timesteps == 24
-    assert distilled.attrs.trained.startswith("distill-spiking: 40 steps at T = 24")
+    assert report["shortest"] == shortest
+    assert distilled.attrs.trained.startswith(
+        f"distill-spiking: 40 steps at T = {f'{shortest}–24' if shortest else 24}")
     rates = [op.attrs.mean_rate for op in distilled.ops_of(IF)]
     assert all(0 < r <= 1 for r in rates)
 
@@ -101,11 +105,13 @@ def test_a_filtered_conversion_is_refused_with_the_fix():
     assert "convert-activations{reset=zero tau-s=0}" in str(err.value)
 
 
-def test_timesteps_must_pass_the_readout_delay():
+@pytest.mark.parametrize("options, option", [("timesteps=3", "timesteps"),
+                                             ("timesteps=40 shortest=3", "shortest")])
+def test_every_run_must_pass_the_readout_delay(options, option):
     graph = analog_unet()
-    with pytest.raises(SnnccError, match=r"timesteps=3 ends before the readout starts \(step "
-                       r"\d+\); give timesteps > \d+"):
-        convert(graph, f"{CONVERT},distill-spiking{{timesteps=3}}", calibration=images(4, seed=5))
+    with pytest.raises(SnnccError, match=rf"{option}=3 ends before the readout starts \(step "
+                       rf"\d+\); give {option} > \d+"):
+        convert(graph, f"{CONVERT},distill-spiking{{{options}}}", calibration=images(4, seed=5))
 
 
 @pytest.mark.parametrize("option, message", [
@@ -113,6 +119,8 @@ def test_timesteps_must_pass_the_readout_delay():
     ("steps=0", "distill-spiking: steps must be ≥ 1, got 0"),
     ("batch-size=0", "distill-spiking: batch-size must be ≥ 1, got 0"),
     ("lr=0", "distill-spiking: lr must be > 0, got 0"),
+    ("timesteps=50 shortest=64",
+     "distill-spiking: shortest must be 0 (off) or at most timesteps=50, got 64"),
 ])
 def test_bad_options(option, message):
     with pytest.raises(SnnccError) as err:

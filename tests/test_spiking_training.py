@@ -149,6 +149,22 @@ def test_emulator_agrees_with_numpy_loihi_mode_on_a_trained_network(trained):
             layer["spikes_per_image"], rel=0.05), name
 
 
+def test_one_run_reads_what_each_shorter_run_reads(trained):
+    """`lengths` reads several run lengths from one simulation (distill-spiking's
+    `shortest`): the same values, carry included, as running each length alone."""
+    net = trained[0]
+    x = _images(2, 4)
+    delay = max(op.attrs.delay for op in net.graph.ops_of(Readout))
+    lengths = [delay + 1, delay + 7, 40]
+    with torch.no_grad():
+        every, _ = net(x, 40, lengths)
+        for i, length in enumerate(lengths):
+            alone, _ = net(x, length)
+            for name, value in alone.items():
+                assert every[name].shape == (len(lengths), *value.shape)
+                torch.testing.assert_close(every[name][i], value, rtol=1e-6, atol=1e-6)
+
+
 def test_scan_gradient_matches_autograd_of_the_step_by_step_form():
     """The fused scan's BPTT equals autograd through the same dynamics written per step
     (no carry: currents below 4096 units)."""

@@ -48,21 +48,26 @@ CONFIGS = {
     "floor+calibrate": CONVERT.format(" tau-s=0 v-min=-1") + CALIBRATE,
     "floor+distill": SCALED.format(" tau-s=0 v-min=-1") + ",distill-spiking,quantize-weights",
 }
-# floor+distill[T][-first]: distill-spiking for T steps (default 64), reading from the first
-# spikes' arrival with -first
-DISTILL_AT = re.compile(r"floor\+distill(\d*)(-first)?")
+# floor+distill[T][fromS][-stepsN][-first]: distill-spiking for runs of T steps (default 64),
+# or of every length from S to T, for N optimizer steps, reading from the first spikes'
+# arrival with -first
+DISTILL_AT = re.compile(r"floor\+distill(\d*)(?:from(\d+))?(?:-steps(\d+))?(-first)?")
+DISTILL_FORM = "floor+distill[T][fromS][-stepsN][-first] (e.g. floor+distill100from64)"
 
 
 def config_pipeline(name: str) -> str:
-    """The conversion pipeline of a configuration name (CONFIGS, or floor+distill[T][-first])."""
+    """The conversion pipeline of a configuration name (CONFIGS, or DISTILL_FORM)."""
     if name in CONFIGS:
         return CONFIGS[name]
     m = DISTILL_AT.fullmatch(name)
     if m is None:
         raise SystemExit(f"unknown configuration '{name}': use one of {', '.join(CONFIGS)} "
-                         "or floor+distill[T][-first] (e.g. floor+distill100-first)")
-    options = " ".join(([f"timesteps={m.group(1)}"] if m.group(1) else [])
-                       + (["read-from=first"] if m.group(2) else []))
+                         f"or {DISTILL_FORM}")
+    timesteps, shortest, steps, first = m.groups()
+    options = " ".join(([f"timesteps={timesteps}"] if timesteps else [])
+                       + ([f"shortest={shortest}"] if shortest else [])
+                       + ([f"steps={steps}"] if steps else [])
+                       + (["read-from=first"] if first else []))
     return (SCALED.format(" tau-s=0 v-min=-1")
             + f",distill-spiking{{{options}}},quantize-weights")
 
@@ -75,7 +80,7 @@ def main() -> None:
     p.add_argument("--calibration-crops", type=int, default=2,
                    help="calibration crops per training slice (2: the 40 crops)")
     p.add_argument("--configs", default="default,filter-1ms,floor,default+calibrate",
-                   help=f"comma-separated: {', '.join(CONFIGS)}, or floor+distill[T][-first]")
+                   help=f"comma-separated: {', '.join(CONFIGS)}, or {DISTILL_FORM}")
     p.add_argument("--steps", default="32,50,64,100,150")
     p.add_argument("--json", type=Path, help="append one JSON line per configuration")
     p.add_argument("--settle", default="", help="extra readout delays to score, e.g. 8,16")

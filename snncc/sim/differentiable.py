@@ -29,6 +29,7 @@ CPU.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numba as nb
@@ -269,10 +270,12 @@ class SpikingNet(nn.Module):
         total = _round_ste(total).reshape(steps - 1, n, *total.shape[1:])
         return torch.cat([torch.zeros_like(total[:1]), total])
 
-    def forward(self, image: np.ndarray | Tensor, steps: int
+    def forward(self, image: np.ndarray | Tensor, steps: int, lengths: Sequence[int] = ()
                 ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """Readout values (N, ...) by readout name, and spike counts per population
-        ((N, ...) summed over the steps) by population name."""
+        ((N, ...) summed over the steps) by population name. With `lengths`, each readout's
+        values are (len(lengths), N, ...): what a run of each length reads, from this one
+        run (the dynamics are causal, so a run of L steps is this run's first L)."""
         x = image.detach().cpu().numpy() if isinstance(image, Tensor) else np.asarray(image)
         x = x.astype(np.float32)
         n = len(x)
@@ -299,24 +302,29 @@ class SpikingNet(nn.Module):
                 block = self._block(op)
                 q = self._current(op, spikes, steps, n, block)
                 delay = op.attrs.delay
-                if delay >= steps:
+                runs = list(lengths) or [steps]
+                if delay >= min(runs) or max(runs) > steps:
                     raise SnnccError(f"spiking training: {op.describe()} reads out from step "
-                                     f"{delay}; run more than {delay} steps")
-                total = self._readout_current(q[delay:])  # the host reads from `delay` on
-                mean = total / (steps - delay) + self._int_bias(op, block.fmt, q.ndim - 1)
-                readouts[op.result.name] = mean / block.fmt.v_scale
+                                     f"{delay}; run more than {delay} steps (and read runs "
+                                     f"no longer than the {steps} simulated)")
+                totals = self._readout_totals(q[delay:])  # the host reads from `delay` on
+                picks = torch.tensor([length - delay - 1 for length in runs])
+                counted = torch.tensor([float(length - delay) for length in runs])
+                mean = totals[picks] / counted.reshape(-1, *[1] * (q.ndim - 1))
+                mean = (mean + self._int_bias(op, block.fmt, q.ndim - 1)) / block.fmt.v_scale
+                readouts[op.result.name] = mean if lengths else mean[0]
         return readouts, counts
 
     @staticmethod
-    def _readout_current(q: Tensor) -> Tensor:
-        """Σ_t current_t: q plus the carry each step leaves (not differentiated)."""
+    def _readout_totals(q: Tensor) -> Tensor:
+        """Σ_{t ≤ k} current_t for every k: q plus the carry each earlier step left (the
+        carry is not differentiated)."""
         with torch.no_grad():
-            carry, carried = torch.zeros_like(q[0]), torch.zeros_like(q[0])
-            for t in range(len(q)):
+            carry, carried = torch.zeros_like(q[0]), torch.zeros_like(q)
+            for t in range(len(q) - 1):  # the carry step t leaves enters step t + 1
                 carry = _carry_step(q[t] + carry)
-                carried += carry
-            carried -= carry  # the last step's carry is never added
-        return q.sum(0) + carried
+                carried[t + 1] = carried[t] + carry
+        return q.cumsum(0) + carried
 
     # results -----------------------------------------------------------------------
     def write_back(self) -> None:
