@@ -14,7 +14,7 @@ from snncc.evaluate.compiled import load_compiled
 from snncc.ir.interp.analog import run_analog
 from snncc.ir.ops import IF, Readout, Sigmoid, Softmax
 from snncc.passes.distill_spiking import teacher_outputs
-from snncc.pipeline import parse_pipeline
+from snncc.pipeline import parse_pipeline, with_options
 from snncc.sim.arrival import arrival_steps
 from snncc.sim.spiking import run_spiking
 from snncc.targets.loihi import LoihiTarget
@@ -132,23 +132,26 @@ SOFTMAX_UNET = UNetSpec("bn-resize-strided-residual-softmax", opset=13, size=16,
                         down="strided", residual=True, head="softmax", classes=2, width=3)
 
 
-def test_compile_distill_runs_the_targets_distill_pipeline(tmp_path, monkeypatch):
-    """`snncc compile --distill 24` on a PyTorch export with a softmax head: the Loihi
-    target's distill pipeline runs (shortened to 3 steps here) for T = 24, with its findings
-    in report.json and the IR, and the emulator runs the result as numpy's loihi mode does."""
-    short = LoihiTarget.distill_pipeline.replace("distill-spiking", "distill-spiking{steps=3}")
-    assert short != LoihiTarget.distill_pipeline
+@pytest.mark.parametrize("runs, shortest", [("24", 0), ("20-24", 20)])
+def test_compile_distill_runs_the_targets_distill_pipeline(tmp_path, monkeypatch, runs,
+                                                           shortest):
+    """`snncc compile --distill 24` (or `20-24`) on a PyTorch export with a softmax head: the
+    Loihi target's distill pipeline runs (shortened to 3 steps here) for runs of 24 steps (or
+    of 20 to 24), with its findings in report.json and the IR, and the emulator runs the
+    result as numpy's loihi mode does."""
+    short = with_options(LoihiTarget.distill_pipeline, "distill-spiking", steps=3)
     monkeypatch.setattr(LoihiTarget, "distill_pipeline", short)
     model = export_unet(SOFTMAX_UNET, tmp_path / "unet.onnx")
     np.save(tmp_path / "cal.npy", images(16, size=16, seed=5))
     out = tmp_path / "out.snncc"
-    assert main(["compile", str(model), "--target", "loihi", "--distill", "24", "--calibration",
+    assert main(["compile", str(model), "--target", "loihi", "--distill", runs, "--calibration",
                  str(tmp_path / "cal.npy"), "-o", str(out), "--no-progress"]) == 0
     graph, report = load_compiled(out)
-    assert report["pipeline"] == short.replace("{steps=3}", "{timesteps=24 steps=3}")
     found = report["pass_reports"]["distill-spiking"]
+    assert (found["steps"], found["timesteps"], found["shortest"]) == (3, 24, shortest)
     assert list(found["loss"].values()) == ["cross entropy"] and found["images"] == 16
-    assert graph.attrs.trained.startswith("distill-spiking: 3 steps at T = 24")
+    assert graph.attrs.trained.startswith(
+        f"distill-spiking: 3 steps at T = {'20–24' if shortest else 24}")
     assert all(op.attrs.tau_s == 0 and op.attrs.v_min < 0 for op in graph.ops_of(IF))
     # the emulator agrees with numpy loihi mode as on trained networks (5 %, 0.05)
     x = images(2, size=16, seed=9)
@@ -165,6 +168,10 @@ def test_compile_distill_runs_the_targets_distill_pipeline(tmp_path, monkeypatch
     (["--calibration", "CAL", "-p", "canonicalize"], 2,
      "--distill chooses the pipeline; give it or -p, not both"),
     (["1", "--calibration", "CAL"], 1, "--distill T must be ≥ 2, got 1"),
+    (["1-64", "--calibration", "CAL"], 1, "--distill S-T: S must be ≥ 2, got 1"),
+    (["64-50", "--calibration", "CAL"], 1, "--distill S-T: T (S = 64) must be ≥ 64, got 50"),
+    (["64-", "--calibration", "CAL"], 2,
+     "argument --distill: '64-' is not T or S-T (whole numbers of timesteps, e.g. 64 or 64-100)"),
 ])
 def test_compile_distill_misuse_is_refused_before_any_output(tmp_path, capsys, extra, code,
                                                              message):

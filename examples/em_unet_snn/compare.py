@@ -6,8 +6,8 @@ Compiles, with the user's commands, (0) the shipped ANN `../em_unet/unet.onnx` w
 default Loihi pipeline, (1) the same with the low-latency issue's calibrate-spiking pass
 (8 images, calibration crops from training slices 0–19 only), (2) the directly trained
 `unet.onnx` here (no option: its metadata selects the trained pipeline), (3) the ANN with
-`--distill` (distill-spiking on the same 40 calibration crops, for T = 64), (4) the same for
-T = 50 (`--distill 50`); then scores each
+`--distill` (distill-spiking on the same 40 calibration crops, for every run length from
+T = 64 to 100), (4) the same for runs of T = 64 only (`--distill 64`); then scores each
 with `snncc eval --mode loihi` on the 320 non-overlapping 64×64 crops of slices 20–24
 (`--margin 0`, the crops the ANN's 89.7 % is measured on) at each T of `--timesteps`
 past the route's readout delay. Writes `comparison.json`, `comparison.md` (the table in
@@ -56,8 +56,8 @@ def routes(out: Path) -> dict[str, list[str]]:
         "directly trained (this directory)": [str(HERE / "unet.onnx")],
         "converted + distill-spiking (compile --distill)": [
             str(ANN), "--distill", "--calibration", str(calib)],
-        "converted + distill-spiking for T = 50 (compile --distill 50)": [
-            str(ANN), "--distill", "50", "--calibration", str(calib)],
+        "converted + distill-spiking for T = 64 (compile --distill 64)": [
+            str(ANN), "--distill", "64", "--calibration", str(calib)],
     }
 
 

@@ -78,12 +78,25 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", action="append", default=[], type=Path, metavar="FILE",
                    help="compare the energy estimate with this `snncc baseline` file "
                    "(repeatable; default: baselines/*.json beside the model, measured on it)")
-    p.add_argument("--distill", nargs="?", const=True, default=False, type=int, metavar="T",
+    p.add_argument("--distill", nargs="?", const=True, default=False, type=distill_runs,
+                   metavar="T|S-T",
                    help="train the converted network through the chip's dynamics to match the "
-                   "ANN on the --calibration images, for T timesteps if given (the target's "
-                   "distill pipeline: low latency; minutes of CPU; needs PyTorch)")
+                   "ANN on the --calibration images (the target's distill pipeline: low "
+                   "latency; minutes of CPU; needs PyTorch); for runs of T timesteps, or of "
+                   "every length from S to T, if given")
     add_pipeline_flags(p)
     p.set_defaults(run=run)
+
+
+def distill_runs(text: str) -> tuple[int, int]:
+    """`--distill T` or `S-T` → (shortest, timesteps); shortest 0 when only T is given."""
+    shortest, _, timesteps = text.rpartition("-")
+    try:
+        return int(shortest or 0), int(timesteps)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not T or S-T (whole numbers of timesteps, e.g. 64 or 64-100)"
+        ) from None
 
 
 def check_distill(args: argparse.Namespace, target: Target) -> None:
@@ -91,7 +104,11 @@ def check_distill(args: argparse.Namespace, target: Target) -> None:
     if args.distill is False:
         return
     if args.distill is not True:
-        check_at_least("--distill T", args.distill, 2)
+        shortest, timesteps = args.distill
+        check_at_least("--distill T", timesteps, 2)
+        if shortest:
+            check_at_least("--distill S-T: S", shortest, 2)
+            check_at_least(f"--distill S-T: T (S = {shortest})", timesteps, shortest)
     if args.passes is not None:
         raise UsageError("--distill chooses the pipeline; give it or -p, not both (add "
                          "distill-spiking to your -p pipeline instead)")
@@ -116,7 +133,9 @@ def choose_pipeline(args: argparse.Namespace, target: Target, ctx: PassContext) 
         return target.default_pipeline
     if args.distill is True:
         return target.distill_pipeline
-    return with_options(target.distill_pipeline, "distill-spiking", timesteps=args.distill)
+    shortest, timesteps = args.distill
+    return with_options(target.distill_pipeline, "distill-spiking", timesteps=timesteps,
+                        shortest=shortest)
 
 
 def run(args: argparse.Namespace) -> int:

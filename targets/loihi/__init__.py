@@ -115,7 +115,8 @@ class LoihiTarget(Target):
                         "quantize-weights,tile-cores,partition-chips")
     distill_pipeline = ("canonicalize,fold-batchnorm,fuse-linear,"
                         "convert-activations{reset=zero tau-s=0 v-min=-1},scale-rates,"
-                        "distill-spiking,quantize-weights,tile-cores,partition-chips")
+                        "distill-spiking{timesteps=100 shortest=64},quantize-weights,"
+                        "tile-cores,partition-chips")
     modes = ("emulator", "hardware")
 
     max_seconds: float = 300.0
