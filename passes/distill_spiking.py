@@ -24,7 +24,10 @@ then gives the trained weights exactly the formats training used. Each populatio
 `timesteps` the T it was trained for, and its `trained` attribute says where its weights came
 from. With `read-from=first` every readout integrates from its first spikes' arrival (in a
 U-Net through the shortest skip path) instead of the slowest path's, and training teaches
-the network to use those steps. Without calibration images it changes nothing and says so.
+the network to use those steps. With `shortest=S` the loss is averaged over every run length
+from S to `timesteps` (one simulation gives them all: the dynamics are causal), so that one
+compile serves a range of run lengths instead of the one it was trained for. Without
+calibration images it changes nothing and says so.
 It needs PyTorch (`pip install 'snncc[train]'`).
 """
 
