@@ -38,7 +38,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
@@ -50,6 +50,9 @@ from snncc.ir.properties import NORMALIZED, QUANTIZED, SPIKING
 from snncc.passes.support.calibration import calibration_images
 from snncc.passes.support.options import check
 from snncc.pipeline.pass_base import Pass, PassContext
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 def teacher_outputs(graph: Graph, images: np.ndarray, batch_size: int
@@ -89,7 +92,7 @@ def head_loss(graph: Graph, readout: Readout) -> tuple[str, Callable]:
         min=1e-12)
 
 
-def runs_as_batch(out, want, runs: int) -> tuple:
+def runs_as_batch(out: Tensor, want: Tensor, runs: int) -> tuple[Tensor, Tensor]:
     """Readouts of `runs` run lengths (runs, N, ...) and their one target (N, ...) as one
     batch of runs × N, so every loss sees the batch axis first; unchanged when runs is 0."""
     if not runs:

@@ -1,6 +1,6 @@
 """Converted versus directly trained SNN on the EM task: one table, one plot.
 
-    cd examples/em_unet_snn && python compare.py          # ≈ 35 min on 2 loaded cores
+    cd examples/em_unet_snn && python compare.py          # ≈ 1 h 15 min on 2 loaded cores
 
 Compiles, with the user's commands, (0) the shipped ANN `../em_unet/unet.onnx` with the
 default Loihi pipeline, (1) the same with the low-latency issue's calibrate-spiking pass
